@@ -1,0 +1,57 @@
+# Ketch: `make demo` runs the main job, `make test` runs the tests.
+# Both are self-contained on a fresh Debian 12 machine run as root: they install
+# the Debian packages they need and a virtualenv in .venv.
+
+SYSTEM_PYTHON ?= /usr/bin/python3
+VENV          ?= .venv
+PY            := $(VENV)/bin/python
+BIN           := $(VENV)/bin
+DEMO_DIR      ?= /tmp/ketch-demo
+# Packages the runtime, the image tool and the tests need (the tests compare
+# against runc/umoci/skopeo and run a real registry).
+APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
+                 runc umoci skopeo docker-registry iproute2 procps
+
+.PHONY: all deps venv demo test lint clean
+
+all: demo
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml setup.py runtime/syscalls/_build.py
+	$(MAKE) deps
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The main job: busybox-static -> image -> bundle -> container.
+demo: venv
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)/rootfs/bin $(DEMO_DIR)/rootfs/etc
+	@cp /bin/busybox $(DEMO_DIR)/rootfs/bin/busybox
+	@for a in $$(/bin/busybox --list); do [ "$$a" = busybox ] || ln -sf busybox $(DEMO_DIR)/rootfs/bin/$$a; done
+	@printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > $(DEMO_DIR)/rootfs/etc/passwd
+	@printf 'root:x:0:\nnogroup:x:65534:\n' > $(DEMO_DIR)/rootfs/etc/group
+	@mkdir -p $(DEMO_DIR)/rootfs/proc $(DEMO_DIR)/rootfs/sys $(DEMO_DIR)/rootfs/dev $(DEMO_DIR)/rootfs/tmp
+	$(BIN)/ketch-image import $(DEMO_DIR)/rootfs $(DEMO_DIR)/layout:busybox
+	$(BIN)/ketch-image unpack $(DEMO_DIR)/layout:busybox $(DEMO_DIR)/bundle
+	$(PY) -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["process"]["terminal"]=False; c["hostname"]="ketch-demo"; c["process"]["args"]=["sh","-c","echo \"hostname: $$(hostname)\"; echo \"processes:\"; ps -o pid,args; echo \"root mount:\"; grep \" / / \" /proc/self/mountinfo"]; json.dump(c,open(p,"w"),indent=2)' $(DEMO_DIR)/bundle/config.json
+	$(BIN)/ketch --root $(DEMO_DIR)/state run --bundle $(DEMO_DIR)/bundle ketch-demo
+
+test: venv
+	$(PY) -m pytest -q -rs
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(DEMO_DIR)

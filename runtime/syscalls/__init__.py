@@ -1,0 +1,167 @@
+"""The syscall seam: every kernel call Python 3.11 lacks goes through here.
+
+``Syscalls`` is the protocol the rest of the runtime codes against.
+``LinuxSyscalls`` calls the kernel through the cffi API-mode extension
+``ketch.runtime.syscalls._native`` (built at install time from ``_build.py``);
+``ketch.runtime.syscalls.fake.RecordingSyscalls`` records calls instead, so
+rootfs and namespace logic is unit-tested without root.
+
+Every method raises ``OSError`` with the kernel's errno on failure.
+Sources: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2),
+sethostname(2), prctl(2), capset(2).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+# clone(2) namespace flags (linux/sched.h)
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# mount(2) flags (linux/mount.h)
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+
+# prctl(2) options
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class Syscalls(Protocol):
+    """What the runtime asks of the kernel beyond Python's ``os`` module."""
+
+    def unshare(self, flags: int) -> None: ...
+    def setns(self, fd: int, nstype: int) -> None: ...
+    def mount(self, source: str | None, target: str, fstype: str | None,
+              flags: int, data: str | None) -> None: ...
+    def umount2(self, target: str, flags: int) -> None: ...
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+    def sethostname(self, name: str) -> None: ...
+    def setdomainname(self, name: str) -> None: ...
+    def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int: ...
+    def setresuid(self, uid: int) -> None: ...
+    def setresgid(self, gid: int) -> None: ...
+    def close_range_cloexec(self, first: int) -> None: ...
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None: ...
+
+
+def _bytes(s: str | None):
+    return s.encode() if s is not None else None
+
+
+class LinuxSyscalls:
+    """``Syscalls`` on the real kernel, through the cffi extension."""
+
+    def __init__(self) -> None:
+        from ketch.runtime.syscalls import _native  # compiled at install time
+
+        self._ffi = _native.ffi
+        self._lib = _native.lib
+
+    def _check(self, rc: int, what: str, path: str | None = None) -> int:
+        if rc < 0:
+            err = self._ffi.errno
+            raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        return rc
+
+    def unshare(self, flags: int) -> None:
+        self._check(self._lib.unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._check(self._lib.setns(fd, nstype), "setns")
+
+    def mount(self, source: str | None, target: str, fstype: str | None,
+              flags: int, data: str | None) -> None:
+        ffi = self._ffi
+        src = _bytes(source) if source is not None else ffi.NULL
+        typ = _bytes(fstype) if fstype is not None else ffi.NULL
+        dat = _bytes(data) if data else ffi.NULL
+        self._check(self._lib.mount(src, target.encode(), typ, flags, dat), "mount", target)
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._check(self._lib.umount2(target.encode(), flags), "umount2", target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._check(self._lib.ketch_pivot_root(new_root.encode(), put_old.encode()),
+                    "pivot_root", new_root)
+
+    def sethostname(self, name: str) -> None:
+        b = name.encode()
+        self._check(self._lib.sethostname(b, len(b)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        b = name.encode()
+        self._check(self._lib.setdomainname(b, len(b)), "setdomainname")
+
+    def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+        return self._check(self._lib.ketch_prctl(option, a2, a3, a4, a5), "prctl")
+
+    def setresuid(self, uid: int) -> None:
+        self._check(self._lib.ketch_setresuid(uid, uid, uid), "setresuid")
+
+    def setresgid(self, gid: int) -> None:
+        self._check(self._lib.ketch_setresgid(gid, gid, gid), "setresgid")
+
+    def close_range_cloexec(self, first: int) -> None:
+        self._check(self._lib.ketch_close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC),
+                    "close_range")
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        lo, hi = 0xFFFFFFFF, 32
+        data = self._ffi.new("unsigned int[6]", [
+            effective & lo, permitted & lo, inheritable & lo,
+            effective >> hi, permitted >> hi, inheritable >> hi])
+        self._check(self._lib.ketch_capset(_LINUX_CAPABILITY_VERSION_3, 0, data), "capset")
+
+
+_default: LinuxSyscalls | None = None
+
+
+def linux() -> LinuxSyscalls:
+    """The process-wide real ``Syscalls`` (loaded on first use)."""
+    global _default
+    if _default is None:
+        _default = LinuxSyscalls()
+    return _default

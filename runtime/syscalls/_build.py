@@ -1,0 +1,84 @@
+"""cffi API-mode (out-of-line) build of the syscalls Python 3.11 lacks.
+
+Compiled once at install time into ``ketch.runtime.syscalls._native``; at run
+time nothing is parsed, the extension is simply imported. Each C function
+returns -1 and leaves ``errno`` set on failure, as the kernel does.
+"""
+
+from cffi import FFI
+
+CDEF = """
+int unshare(int flags);
+int setns(int fd, int nstype);
+int mount(const char *source, const char *target, const char *filesystemtype,
+          unsigned long mountflags, const void *data);
+int umount2(const char *target, int flags);
+int sethostname(const char *name, size_t len);
+int setdomainname(const char *name, size_t len);
+int ketch_pivot_root(const char *new_root, const char *put_old);
+int ketch_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
+                unsigned long a5);
+int ketch_setresuid(unsigned int r, unsigned int e, unsigned int s);
+int ketch_setresgid(unsigned int r, unsigned int e, unsigned int s);
+int ketch_close_range(unsigned int first, unsigned int last, unsigned int flags);
+int ketch_capset(unsigned int version, int pid, const unsigned int *data6);
+int ketch_capget(unsigned int version, int pid, unsigned int *data6);
+"""
+
+SOURCE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+
+/* Raw syscalls: a multi-threaded libc wrapper would broadcast set*id to all
+ * threads (fine), but pivot_root/close_range/capset have no glibc wrapper. */
+static int ketch_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+static int ketch_prctl(int option, unsigned long a2, unsigned long a3,
+                       unsigned long a4, unsigned long a5) {
+    return prctl(option, a2, a3, a4, a5);
+}
+static int ketch_setresuid(unsigned int r, unsigned int e, unsigned int s) {
+    return (int)syscall(SYS_setresuid, r, e, s);
+}
+static int ketch_setresgid(unsigned int r, unsigned int e, unsigned int s) {
+    return (int)syscall(SYS_setresgid, r, e, s);
+}
+static int ketch_close_range(unsigned int first, unsigned int last, unsigned int flags) {
+#ifdef SYS_close_range
+    return (int)syscall(SYS_close_range, first, last, flags);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
+/* data6: effective, permitted, inheritable for the low then the high 32 caps */
+static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {
+    struct __user_cap_header_struct h = { version, pid };
+    struct __user_cap_data_struct data[2] = {
+        { d[0], d[1], d[2] }, { d[3], d[4], d[5] } };
+    return (int)syscall(SYS_capset, &h, data);
+}
+static int ketch_capget(unsigned int version, int pid, unsigned int *d) {
+    struct __user_cap_header_struct h = { version, pid };
+    struct __user_cap_data_struct data[2];
+    int rc = (int)syscall(SYS_capget, &h, data);
+    if (rc == 0) {
+        d[0] = data[0].effective; d[1] = data[0].permitted; d[2] = data[0].inheritable;
+        d[3] = data[1].effective; d[4] = data[1].permitted; d[5] = data[1].inheritable;
+    }
+    return rc;
+}
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("ketch.runtime.syscalls._native", SOURCE)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

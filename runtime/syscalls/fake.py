@@ -1,0 +1,64 @@
+"""A recording ``Syscalls`` for unit tests that must not need root.
+
+Each call is appended to ``calls`` as ``(name, args...)``; ``fail`` maps a
+call name to an errno so error paths can be driven.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class RecordingSyscalls:
+    """Records every call instead of making it; see module docstring."""
+
+    def __init__(self, fail: dict[str, int] | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.fail = dict(fail or {})
+
+    def _record(self, name: str, *args) -> None:
+        self.calls.append((name, *args))
+        if name in self.fail:
+            err = self.fail[name]
+            raise OSError(err, f"{name}: {os.strerror(err)}")
+
+    def names(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+    def unshare(self, flags: int) -> None:
+        self._record("unshare", flags)
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._record("setns", fd, nstype)
+
+    def mount(self, source, target, fstype, flags, data) -> None:
+        self._record("mount", source, target, fstype, flags, data)
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._record("umount2", target, flags)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._record("pivot_root", new_root, put_old)
+
+    def sethostname(self, name: str) -> None:
+        self._record("sethostname", name)
+
+    def setdomainname(self, name: str) -> None:
+        self._record("setdomainname", name)
+
+    def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+        self._record("prctl", option, a2, a3, a4, a5)
+        return 0
+
+    def setresuid(self, uid: int) -> None:
+        self._record("setresuid", uid)
+
+    def setresgid(self, gid: int) -> None:
+        self._record("setresgid", gid)
+
+    def close_range_cloexec(self, first: int) -> None:
+        self._record("close_range_cloexec", first)
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        self._record("capset", effective, permitted, inheritable)
+
