@@ -1,0 +1,323 @@
+"""Apply a layer changeset to a root filesystem.
+
+Implements image-spec layer.md "Applying Changesets": entries are extracted like
+a tar archive, "Changeset over existing files" (two directories merge, anything
+else is removed and recreated), "Whiteouts" (``.wh.NAME`` removes NAME from
+*lower* layers only, the whiteout itself is never created) and "Opaque Whiteout"
+(``.wh..wh..opq`` hides every lower child of its directory, wherever it appears
+in the archive). File attributes: mode (incl. setuid/setgid/sticky), numeric
+uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices.
+
+Every name goes through :mod:`ketch.image.paths`: parents resolve in-root, the
+final component is never followed, and names or hardlink targets that climb out
+of the root are refused with :class:`~ketch.image.errors.LayerError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from collections.abc import Callable
+from typing import BinaryIO
+
+from ketch.image.errors import LayerError, PathNotFound
+from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+# aufs keeps its own bookkeeping under .wh..wh.*; such entries carry no change.
+_AUFS_META_PREFIX = ".wh..wh."
+
+_RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+Key = tuple[str, ...]
+
+
+def _ignore(_msg: str) -> None:
+    pass
+
+
+class LayerApplier:
+    """Applies one layer at a time onto ``root`` (a :class:`~ketch.image.paths.Root`).
+
+    ``warn`` receives one-line messages about entries that are skipped or
+    attributes that cannot be set (e.g. an xattr the filesystem rejects).
+    """
+
+    def __init__(self, root: Root, warn: Callable[[str], None] = _ignore) -> None:
+        self.root = root
+        self.warn = warn
+        self._reset()
+
+    def _reset(self) -> None:
+        # Paths (physical, relative to the root) this layer created, and every
+        # ancestor of them: whiteouts must not hide what the same layer added.
+        self.created: set[Key] = set()
+        self.ancestors: set[Key] = set()
+        # Directory times to (re)apply when the layer is done: creating
+        # children changes a directory's mtime, and the layer's own value wins.
+        self.times: dict[Key, tuple[int, int]] = {}
+
+    def apply(self, stream: BinaryIO) -> None:
+        """Apply the uncompressed tar ``stream`` as a layer.
+
+        Raises :class:`LayerError` for malformed archives and hostile entries.
+        """
+        self._reset()
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
+                for member in tf:
+                    self._entry(tf, member)
+        except tarfile.TarError as e:
+            raise LayerError(f"invalid layer archive: {e}") from None
+        self._apply_times()
+
+    # -- entries ------------------------------------------------------------------
+
+    def _entry(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        comps = clean_name(member.name)
+        if comps and comps[-1].startswith(WHITEOUT_PREFIX):
+            self._whiteout(comps, member.name)
+            return
+        if not comps:
+            self._root_entry(member)
+            return
+        with self.root.parent_of(comps, create=True) as (pfd, name, parent):
+            key = (*parent, name)
+            self._note_dir_time(pfd, tuple(parent))
+            if member.isdir():
+                self._directory(pfd, name, key, member)
+            else:
+                self._non_directory(tf, pfd, name, key, member)
+            self.created.add(key)
+            for i in range(len(key)):
+                self.ancestors.add(key[:i])
+
+    def _root_entry(self, member: tarfile.TarInfo) -> None:
+        # CVE-2021-29136 (umoci): an entry for "/" must not change its type.
+        if not member.isdir():
+            raise LayerError(f"refusing entry {member.name!r}: would replace the root directory")
+        fd = self.root.fd
+        os.chown(f"/proc/self/fd/{fd}", member.uid, member.gid)
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(member.mode))
+        self._xattrs_fd(fd, member)
+        self.times[()] = _times(member)
+
+    def _directory(self, pfd: int, name: str, key: Key, member: tarfile.TarInfo) -> None:
+        st = _lstat(pfd, name)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            if st is not None:
+                remove_nofollow(pfd, name)
+            os.mkdir(name, 0o700, dir_fd=pfd)
+        self._metadata(pfd, name, member)
+        self.times[key] = _times(member)
+
+    def _non_directory(self, tf: tarfile.TarFile, pfd: int, name: str, key: Key,
+                       member: tarfile.TarInfo) -> None:
+        if member.islnk():
+            self._hardlink(pfd, name, key, member)
+            return
+        if not (member.isreg() or member.issym() or member.ischr() or member.isblk()
+                or member.isfifo()):
+            self.warn(f"skipping {member.name!r}: unsupported tar entry type {member.type!r}")
+            return
+        remove_nofollow(pfd, name)
+        if member.isreg():
+            self._regular(tf, pfd, name, member)
+        elif member.issym():
+            os.symlink(member.linkname, name, dir_fd=pfd)
+        elif member.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=pfd)
+        else:
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                     dir_fd=pfd)
+        if not member.isreg():
+            self._metadata(pfd, name, member)
+        os.utime(name, ns=_times(member), dir_fd=pfd, follow_symlinks=False)
+
+    def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
+                 member: tarfile.TarInfo) -> None:
+        src = tf.extractfile(member)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=pfd)
+        try:
+            if src is not None:
+                while chunk := src.read(1 << 20):
+                    _write_all(fd, chunk)
+            os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, stat.S_IMODE(member.mode))
+            self._xattrs_fd(fd, member)
+        finally:
+            os.close(fd)
+
+    def _hardlink(self, pfd: int, name: str, key: Key, member: tarfile.TarInfo) -> None:
+        target = clean_name(member.linkname)  # refuses names that climb out of the root
+        if not target:
+            raise LayerError(f"refusing hardlink {member.name!r} to the root directory")
+        try:
+            sfd, sname, sparent = self.root.walk(target, follow_final=False)
+        except PathNotFound:
+            raise LayerError(
+                f"refusing hardlink {member.name!r}: target {member.linkname!r} does not exist "
+                "in the root filesystem") from None
+        try:
+            if (*sparent, sname) == key:
+                raise LayerError(f"refusing hardlink {member.name!r} to itself")
+            st = _lstat(sfd, sname) if sname else None
+            if st is None:
+                raise LayerError(
+                    f"refusing hardlink {member.name!r}: target {member.linkname!r} does not "
+                    "exist in the root filesystem")
+            if stat.S_ISDIR(st.st_mode):
+                raise LayerError(f"refusing hardlink {member.name!r} to a directory")
+            remove_nofollow(pfd, name)
+            os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+        finally:
+            os.close(sfd)
+
+    # -- whiteouts ----------------------------------------------------------------
+
+    def _whiteout(self, comps: list[str], raw: str) -> None:
+        base = comps[-1]
+        if base == OPAQUE_WHITEOUT:
+            self._opaque(comps[:-1])
+            return
+        if base.startswith(_AUFS_META_PREFIX):
+            return
+        victim = base[len(WHITEOUT_PREFIX):]
+        if not victim or victim in (".", ".."):
+            raise LayerError(f"invalid whiteout entry {raw!r}")
+        try:
+            walked = self.root.walk([*comps[:-1], victim], follow_final=False)
+        except PathNotFound:
+            return  # nothing below to hide
+        pfd, name, parent = walked
+        try:
+            key = (*parent, name)
+            if key in self.created or key in self.ancestors:
+                # The layer itself (re)created this path: only its lower content goes.
+                st = _lstat(pfd, name)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    self._clear_lower_in(pfd, name, key)
+                return
+            self._note_dir_time(pfd, tuple(parent))
+            remove_nofollow(pfd, name)
+        finally:
+            os.close(pfd)
+
+    def _opaque(self, dir_comps: list[str]) -> None:
+        try:
+            pfd, name, parent = self.root.walk(dir_comps, follow_final=True)
+        except PathNotFound:
+            return
+        try:
+            key = (*parent, name) if name else tuple(parent)
+            if name:
+                st = _lstat(pfd, name)
+                if st is None or not stat.S_ISDIR(st.st_mode):
+                    return
+            self._clear_lower_in(pfd, name, key)
+        finally:
+            os.close(pfd)
+
+    def _clear_lower_in(self, pfd: int, name: str, key: Key) -> None:
+        dfd = os.open(name or ".", _RDIR_FLAGS, dir_fd=pfd)
+        try:
+            self._note_dir_time(dfd, key)
+            self._clear_lower(dfd, key)
+        finally:
+            os.close(dfd)
+
+    def _clear_lower(self, dfd: int, key: Key) -> None:
+        """Remove every child of ``dfd`` that this layer did not create (recursively)."""
+        for child in os.listdir(dfd):
+            ckey = (*key, child)
+            if ckey in self.created or ckey in self.ancestors:
+                st = _lstat(dfd, child)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    cfd = os.open(child, _RDIR_FLAGS, dir_fd=dfd)
+                    try:
+                        self._clear_lower(cfd, ckey)
+                    finally:
+                        os.close(cfd)
+            else:
+                remove_nofollow(dfd, child)
+
+    # -- attributes ---------------------------------------------------------------
+
+    def _metadata(self, pfd: int, name: str, member: tarfile.TarInfo) -> None:
+        # chown first: it clears setuid/setgid bits that chmod then sets.
+        os.chown(name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+        if member.issym():
+            return  # Linux symlinks have no mode of their own; xattrs on them are rare
+        chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
+        if _xattrs(member):
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                self._xattrs_fd(fd, member)
+            finally:
+                os.close(fd)
+
+    def _xattrs_fd(self, fd: int, member: tarfile.TarInfo) -> None:
+        for attr, value in _xattrs(member).items():
+            try:
+                os.setxattr(f"/proc/self/fd/{fd}", attr, value)
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP):
+                    raise
+                self.warn(f"{member.name}: cannot set xattr {attr}: {e.strerror}")
+
+    def _note_dir_time(self, dfd: int, key: Key) -> None:
+        if key not in self.times:
+            st = os.fstat(dfd)
+            self.times[key] = (st.st_atime_ns, st.st_mtime_ns)
+
+    def _apply_times(self) -> None:
+        # Deepest first is not required (a child's utime does not touch its
+        # parent), but it keeps the walk order predictable.
+        for key in sorted(self.times, key=len, reverse=True):
+            ns = self.times[key]
+            if not key:
+                os.utime(f"/proc/self/fd/{self.root.fd}", ns=ns)
+                continue
+            try:
+                pfd, name, _ = self.root.walk(list(key), follow_final=False)
+            except PathNotFound:
+                continue
+            try:
+                st = _lstat(pfd, name)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    os.utime(name, ns=ns, dir_fd=pfd, follow_symlinks=False)
+            finally:
+                os.close(pfd)
+
+
+def _lstat(dfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _times(member: tarfile.TarInfo) -> tuple[int, int]:
+    ns = round(float(member.mtime) * 1_000_000_000)
+    return ns, ns
+
+
+def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+    out = {}
+    for k, v in member.pax_headers.items():
+        if k.startswith("SCHILY.xattr."):
+            # tarfile decodes PAX values with surrogateescape; this restores the raw bytes.
+            out[k[len("SCHILY.xattr."):]] = v.encode("utf-8", "surrogateescape")
+    return out
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

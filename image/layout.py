@@ -1,0 +1,319 @@
+"""The OCI image layout store (image-spec image-layout.md).
+
+A layout is a directory with ``oci-layout`` (``{"imageLayoutVersion": "1.0.0"}``),
+``index.json`` (an image index whose descriptors carry
+``org.opencontainers.image.ref.name`` tags) and ``blobs/<alg>/<hex>``.
+
+Crash safety: every file is written to a temporary file inside the layout
+(``.ketch-tmp/``, same filesystem), fsynced and renamed into place, and the
+directory fsynced, so a reader sees either the old or the new file. Blobs are
+committed before the ``index.json`` that references them, so an interrupted
+operation leaves a valid layout (at worst with unreferenced blobs, which the
+spec allows). ``index.json`` updates hold an ``flock`` on the layout directory.
+
+Reads are verified: a blob must be a regular file (not a symlink) whose size and
+digest match the descriptor before its content is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ketch.image import oci
+from ketch.image.errors import DigestError, LayoutError
+from ketch.image.oci import Verifier, parse_digest
+
+TMP_DIR = ".ketch-tmp"
+_CHUNK = 1 << 20
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """Streams one blob into the layout: temp file, hash, fsync, rename.
+
+    Use as a context manager; call :meth:`write` per chunk and :meth:`commit`
+    at the end. If ``digest``/``size`` are given, they are enforced while
+    writing (too much data fails at once) and at commit; if not, the blob is
+    named by its sha256. Leaving the ``with`` block without commit removes the
+    temp file.
+    """
+
+    def __init__(self, layout: Layout, digest: str | None = None, size: int | None = None) -> None:
+        self.layout = layout
+        self.expected = digest
+        self._verifier = Verifier(digest, size) if digest else None
+        self._sha256 = None if digest else hashlib.sha256()
+        self.size = 0
+        os.makedirs(layout.tmp_dir, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix="blob-")
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self.digest: str | None = None
+
+    def write(self, chunk: bytes) -> None:
+        if self._verifier is not None:
+            self._verifier.update(chunk)
+        else:
+            self._sha256.update(chunk)  # type: ignore[union-attr]
+        self.size += len(chunk)
+        assert self._file is not None
+        self._file.write(chunk)
+
+    def commit(self) -> dict:
+        """Verify, fsync and rename into ``blobs/``; return ``{"digest", "size"}``."""
+        assert self._file is not None
+        if self._verifier is not None:
+            self._verifier.verify()
+            digest = self.expected
+        else:
+            digest = "sha256:" + self._sha256.hexdigest()  # type: ignore[union-attr]
+        assert digest is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        final = self.layout.blob_path(digest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.chmod(self._tmp, 0o644)
+        os.rename(self._tmp, final)
+        _fsync_dir(os.path.dirname(final))
+        self.digest = digest
+        return {"digest": digest, "size": self.size}
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.digest is None:
+            self.abort()
+
+
+class Layout:
+    """An OCI image layout at ``path``. Use :meth:`open` or :meth:`create`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.tmp_dir = os.path.join(self.path, TMP_DIR)
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str) -> Layout:
+        """Open an existing layout; raise :class:`LayoutError` if it is not one."""
+        layout = cls(path)
+        marker = os.path.join(layout.path, "oci-layout")
+        try:
+            with open(marker, "rb") as f:
+                doc = oci.load_json(f.read(), f"{marker}")
+        except FileNotFoundError:
+            raise LayoutError(f"{path}: not an OCI image layout (no oci-layout file)") from None
+        except oci.ManifestError as e:
+            raise LayoutError(str(e)) from None
+        if doc.get("imageLayoutVersion") != oci.OCI_LAYOUT_VERSION:
+            raise LayoutError(
+                f"{path}: unsupported imageLayoutVersion {doc.get('imageLayoutVersion')!r}")
+        return layout
+
+    @classmethod
+    def create(cls, path: str) -> Layout:
+        """Open the layout at ``path``, initialising an empty one if the directory is new/empty."""
+        os.makedirs(path, exist_ok=True)
+        layout = cls(path)
+        if os.path.exists(os.path.join(layout.path, "oci-layout")):
+            return cls.open(path)
+        if any(n not in (TMP_DIR,) for n in os.listdir(layout.path)):
+            raise LayoutError(f"{path}: directory is not empty and not an OCI image layout")
+        os.makedirs(os.path.join(layout.path, "blobs", "sha256"), exist_ok=True)
+        with layout.locked():
+            if not os.path.exists(os.path.join(layout.path, "index.json")):
+                layout._write_file("index.json", oci.dumps(
+                    {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": []}))
+            layout._write_file("oci-layout", oci.dumps(
+                {"imageLayoutVersion": oci.OCI_LAYOUT_VERSION}))
+        return layout
+
+    # -- files --------------------------------------------------------------------
+
+    def _write_file(self, name: str, data: bytes) -> None:
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=name + "-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, os.path.join(self.path, name))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.path)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive flock on the layout directory (serialises index.json updates)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def cleanup_tmp(self) -> None:
+        """Remove the temp directory if it is empty (best effort)."""
+        with contextlib.suppress(OSError):
+            os.rmdir(self.tmp_dir)
+
+    # -- blobs --------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> str:
+        """``<layout>/blobs/<alg>/<hex>`` for a validated digest (raises DigestError)."""
+        algorithm, encoded = parse_digest(digest)
+        return os.path.join(self.path, "blobs", algorithm, encoded)
+
+    def _open_blob(self, digest: str) -> BinaryIO:
+        path = self.blob_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise LayoutError(f"blob {digest} is missing from layout {self.path}") from None
+        except OSError as e:
+            raise LayoutError(f"blob {digest}: cannot open ({e.strerror})") from None
+        f = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            f.close()
+            raise LayoutError(f"blob {digest} is not a regular file")
+        return f
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        """True if the blob is present and verifies (digest and, if given, size)."""
+        try:
+            self.verify_blob(digest, size)
+        except (LayoutError, DigestError):
+            return False
+        return True
+
+    def verify_blob(self, digest: str, size: int | None = None) -> None:
+        """Hash the whole stored blob; raise LayoutError/DigestError if absent or mismatched."""
+        with self._open_blob(digest) as f:
+            v = Verifier(digest, size)
+            while chunk := f.read(_CHUNK):
+                v.update(chunk)
+            v.verify()
+
+    def open_verified_blob(self, digest: str, size: int | None = None) -> BinaryIO:
+        """Verify the blob, then return it opened for reading from the start."""
+        f = self._open_blob(digest)
+        try:
+            v = Verifier(digest, size)
+            while chunk := f.read(_CHUNK):
+                v.update(chunk)
+            v.verify()
+            f.seek(0)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def read_blob(self, digest: str, size: int | None = None,
+                  limit: int = oci.MAX_DOCUMENT_SIZE) -> bytes:
+        """Read a (small) blob fully, verified against digest and size."""
+        with self._open_blob(digest) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise LayoutError(f"blob {digest} is larger than {limit} bytes")
+        oci.verify_bytes(data, digest, size)
+        return data
+
+    def write_blob(self, data: bytes, digest: str | None = None) -> dict:
+        """Store ``data`` as a blob (skipped if an intact copy exists); return ``{digest, size}``."""
+        digest = digest or oci.sha256_digest(data)
+        if self.has_blob(digest, len(data)):
+            return {"digest": digest, "size": len(data)}
+        with BlobWriter(self, digest, len(data)) as w:
+            w.write(data)
+            return w.commit()
+
+    def blob_writer(self, digest: str | None = None, size: int | None = None) -> BlobWriter:
+        """A :class:`BlobWriter` for streaming a blob into this layout."""
+        return BlobWriter(self, digest, size)
+
+    def read_document(self, desc: dict, what: str) -> dict:
+        """Read and parse the JSON blob a descriptor points at (verified)."""
+        oci.check_descriptor(desc, what)
+        return oci.load_json(self.read_blob(desc["digest"], desc["size"]), what)
+
+    # -- index.json and tags ------------------------------------------------------
+
+    def index(self) -> dict:
+        """The parsed ``index.json`` (validated as an image index)."""
+        try:
+            with open(os.path.join(self.path, "index.json"), "rb") as f:
+                data = f.read(oci.MAX_DOCUMENT_SIZE + 1)
+        except FileNotFoundError:
+            raise LayoutError(f"{self.path}: index.json is missing") from None
+        doc = oci.load_json(data, "index.json")
+        if doc.get("schemaVersion") != 2 or not isinstance(doc.get("manifests"), list):
+            raise LayoutError(f"{self.path}: index.json is not an image index")
+        for i, d in enumerate(doc["manifests"]):
+            oci.check_descriptor(d, f"index.json manifests[{i}]")
+        return doc
+
+    def tags(self) -> dict[str, dict]:
+        """Map of ``ref.name`` -> descriptor for every tagged entry in index.json."""
+        out = {}
+        for d in self.index()["manifests"]:
+            name = (d.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME)
+            if isinstance(name, str):
+                out[name] = d
+        return out
+
+    def lookup(self, tag: str) -> dict:
+        """The descriptor tagged ``tag``; raises :class:`LayoutError` if absent."""
+        desc = self.tags().get(tag)
+        if desc is None:
+            raise LayoutError(f"tag {tag!r} not found in layout {self.path}")
+        return desc
+
+    def set_tag(self, tag: str, desc: dict) -> dict:
+        """Record ``desc`` in index.json under ``tag``, replacing an older entry with that tag.
+
+        The referenced blob must already be in the layout. Returns the stored descriptor.
+        """
+        entry = {k: v for k, v in desc.items() if k != "annotations"}
+        annotations = dict(desc.get("annotations") or {})
+        annotations[oci.ANNOTATION_REF_NAME] = tag
+        entry["annotations"] = annotations
+        if not self.has_blob(entry["digest"], entry["size"]):
+            raise LayoutError(f"refusing to tag {tag!r}: blob {entry['digest']} is not stored")
+        with self.locked():
+            index = self.index()
+            index["manifests"] = [
+                d for d in index["manifests"]
+                if (d.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME) != tag
+            ] + [entry]
+            index.setdefault("mediaType", oci.OCI_INDEX)
+            self._write_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
+        return entry

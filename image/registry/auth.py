@@ -1,0 +1,146 @@
+"""Registry authentication: challenges, Bearer tokens, Basic credentials.
+
+Challenge parsing follows RFC 7235 section 4.1 (``WWW-Authenticate``: one or
+more ``scheme param=value, ...`` challenges, values as tokens or quoted strings
+with backslash escapes, commas inside quotes belonging to the value). The token
+flow is the Docker/OCI registry token protocol the distribution-spec defers to:
+on a ``Bearer`` challenge, ``GET <realm>?service=<service>&scope=<scope>`` (with
+HTTP Basic credentials if given) returns JSON with ``token`` or ``access_token``.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ketch.image.errors import AuthError, RegistryError
+
+if TYPE_CHECKING:  # requests is imported lazily by the callers that need the network
+    import requests
+
+_TCHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+# auth-param = token BWS "=" BWS ( token / quoted-string ); unquoted values are
+# taken up to whitespace or comma to tolerate servers that do not quote URLs.
+_PARAM_RE = re.compile(
+    rf'([{_TCHARS}]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+_TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*(?=[ \t]*(?:,|$))")
+_SCHEME_RE = re.compile(rf"[{_TCHARS}]+")
+_UNESCAPE_RE = re.compile(r"\\(.)")
+
+
+@dataclass
+class Challenge:
+    """One authentication challenge: lowercase ``scheme`` and its ``params``
+    (lowercase names; values unquoted)."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _skip(s: str, i: int, chars: str) -> int:
+    while i < len(s) and s[i] in chars:
+        i += 1
+    return i
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` header value into challenges.
+
+    ``'Bearer realm="https://a/token",service="reg",scope="repository:x:pull,push"'``
+    gives one Challenge with three params (the comma inside the quoted scope
+    stays in the value, backslash escapes are undone). Several challenges in one
+    header are split where a bare scheme token starts (``Basic realm="x", Bearer
+    realm="y"``). A token68 credential is kept under the param name ``""``.
+    Raises :class:`AuthError` for text that is neither (e.g. an unterminated quote).
+    """
+    out: list[Challenge] = []
+    s, i = header, 0
+    while True:
+        i = _skip(s, i, " \t,")
+        if i >= len(s):
+            return out
+        m = _SCHEME_RE.match(s, i)
+        if m is None or (m.end() < len(s) and s[m.end()] not in " \t,"):
+            raise AuthError(f"malformed WWW-Authenticate header: {header!r}")
+        ch = Challenge(m.group(0).lower())
+        out.append(ch)
+        i = _skip(s, m.end(), " \t")
+        t68 = _TOKEN68_RE.match(s, i)
+        if t68 is not None:
+            ch.params[""] = t68.group(0)
+            i = t68.end()
+            continue
+        while (p := _PARAM_RE.match(s, i)) is not None:
+            name, quoted, bare = p.groups()
+            value = _UNESCAPE_RE.sub(r"\1", quoted) if quoted is not None else bare
+            ch.params[name.lower()] = value
+            i = _skip(s, p.end(), " \t")
+            if i < len(s) and s[i] != ",":
+                raise AuthError(f"malformed WWW-Authenticate header: {header!r}")
+            i = _skip(s, i, " \t,")
+
+
+def basic_header(username: str, password: str) -> str:
+    """``Basic base64(user:pass)`` for an Authorization header."""
+    raw = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost names and loopback IP addresses."""
+    if host in ("localhost",) or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[str],
+                creds: tuple[str, str] | None, *, insecure: bool, verify: bool,
+                timeout: float) -> str:
+    """Get a Bearer token for ``scopes`` from the challenge's realm.
+
+    ``creds`` are sent as HTTP Basic to the token server. An ``http://`` realm is
+    only used for loopback hosts or when the registry itself is insecure, so
+    credentials do not travel in clear text to a remote server. Raises
+    :class:`AuthError` when the server refuses or answers without a token.
+    """
+    import requests  # lazy: only network commands pay for it
+
+    realm = challenge.params.get("realm", "")
+    parts = urlsplit(realm)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AuthError(f"invalid token realm {realm!r} in the registry's challenge")
+    if parts.scheme == "http" and not (insecure or is_loopback(parts.hostname)):
+        raise AuthError(f"refusing plain-http token realm {realm!r} for a TLS registry")
+    params: list[tuple[str, str]] = []
+    if challenge.params.get("service"):
+        params.append(("service", challenge.params["service"]))
+    for scope in scopes:
+        params.append(("scope", scope))
+    headers = {}
+    if creds is not None:
+        headers["Authorization"] = basic_header(*creds)
+        params.append(("account", creds[0]))
+    try:
+        r = session.get(realm, params=params, headers=headers, timeout=timeout, verify=verify)
+    except requests.RequestException as e:
+        raise RegistryError(f"token server {realm}: {e}") from None
+    if r.status_code in (401, 403):
+        who = f"user {creds[0]!r}" if creds else "anonymous access"
+        raise AuthError(f"token server {realm} refused {who} (HTTP {r.status_code})")
+    if r.status_code != 200:
+        raise AuthError(f"token server {realm} answered HTTP {r.status_code}")
+    try:
+        body: Any = r.json()
+    except ValueError:
+        raise AuthError(f"token server {realm} did not answer JSON") from None
+    token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthError(f"token server {realm} answered without a token")
+    return token

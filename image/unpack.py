@@ -1,0 +1,118 @@
+"""Unpack an image from a layout into a runtime bundle.
+
+The two halves of image-spec conversion.md's "extraction": the root
+filesystem from the layers in order (layer.md, via
+:class:`~ketch.image.layers.apply.LayerApplier`; each layer blob is verified
+against its descriptor before use and its uncompressed stream against the
+config's ``rootfs.diff_ids``), and ``config.json`` from the image config
+(:mod:`ketch.image.convert`). The result is a runtime-spec bundle
+(``config.json`` + ``rootfs/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Callable
+
+from ketch.image import oci
+from ketch.image.convert import convert
+from ketch.image.errors import BundleError, LayerError, ManifestError
+from ketch.image.image import ResolvedImage, resolve
+from ketch.image.layers.apply import LayerApplier
+from ketch.image.layers.compression import HashingReader, open_decompressed
+from ketch.image.layout import Layout
+from ketch.image.paths import Root
+from ketch.image.platforms import Platform
+
+
+def _ignore(_msg: str) -> None:
+    pass
+
+
+def _prepare_bundle(bundle: str) -> bool:
+    """Make sure ``bundle`` is a new or empty directory; return True if we created it."""
+    try:
+        os.mkdir(bundle, 0o700)
+        return True
+    except FileExistsError:
+        pass
+    if not os.path.isdir(bundle) or os.path.islink(bundle):
+        raise BundleError(f"bundle {bundle} exists and is not a directory")
+    if os.listdir(bundle):
+        raise BundleError(f"bundle {bundle} exists and is not empty")
+    return False
+
+
+def _cleanup(bundle: str, created: bool) -> None:
+    if created:
+        shutil.rmtree(bundle, ignore_errors=True)
+        return
+    for name in os.listdir(bundle):
+        path = os.path.join(bundle, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
+                 warn: Callable[[str], None] = _ignore) -> None:
+    """Apply every layer of ``image`` onto the directory ``rootfs`` in order.
+
+    Raises :class:`LayerError` (hostile entries, diff_id mismatch),
+    ``DigestError``/``LayoutError`` (missing or corrupt blobs), ``ManifestError``.
+    """
+    layers = image.manifest["layers"]
+    rootfs_cfg = image.config.get("rootfs") or {}
+    diff_ids = rootfs_cfg.get("diff_ids") if isinstance(rootfs_cfg, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        raise ManifestError("image config rootfs.diff_ids does not match the manifest's layers")
+    with Root(rootfs) as root:
+        applier = LayerApplier(root, warn)
+        for desc, diff_id in zip(layers, diff_ids, strict=True):
+            if desc.get("mediaType") not in oci.LAYER_TYPES:
+                raise ManifestError(f"unsupported layer media type {desc.get('mediaType')!r}")
+            algorithm, _ = oci.parse_digest(diff_id)
+            with layout.open_verified_blob(desc["digest"], desc["size"]) as blob:
+                reader = HashingReader(open_decompressed(blob), hashlib.new(algorithm))
+                try:
+                    applier.apply(reader)  # type: ignore[arg-type]
+                    reader.drain()
+                except (OSError, EOFError, zlib.error) as e:
+                    # Filesystem errors and broken compression both mean this
+                    # layer could not be applied; say which one.
+                    raise LayerError(f"layer {desc['digest']}: {e}") from None
+                actual = f"{algorithm}:{reader.hash.hexdigest()}"
+                if actual != diff_id:
+                    raise LayerError(f"layer {desc['digest']}: uncompressed digest {actual} "
+                                     f"does not match diff_id {diff_id}")
+
+
+def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None = None,
+           volumes: str = "tmpfs", warn: Callable[[str], None] = _ignore) -> ResolvedImage:
+    """Unpack ``layout_path:tag`` into the bundle directory ``bundle``.
+
+    ``bundle`` must not exist or be empty; on any failure everything this call
+    created is removed. Returns the resolved image. Raises ImageError subclasses.
+    """
+    layout = Layout.open(layout_path)
+    image = resolve(layout, tag, platform)
+    created = _prepare_bundle(bundle)
+    try:
+        rootfs = os.path.join(bundle, "rootfs")
+        os.mkdir(rootfs, 0o755)
+        apply_layers(layout, image, rootfs, warn)
+        spec = convert(image.config, rootfs, volumes=volumes, warn=warn)
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f, indent=2)
+            f.write("\n")
+    except BaseException:
+        _cleanup(bundle, created)
+        raise
+    return image
