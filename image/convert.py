@@ -141,6 +141,16 @@ def resolve_user(user: str, passwd: bytes | None, group: bytes | None) -> dict:
     return out
 
 
+def _read_db(root: Root, path: str, warn: Callable[[str], None]) -> bytes | None:
+    try:
+        return root.read_file(path)
+    except LayerError as e:
+        # A symlink loop or a FIFO at /etc/passwd is the image's problem: treat
+        # the file as absent (named users then fail to resolve, as they must).
+        warn(f"ignoring /{path} of the root filesystem: {e}")
+        return None
+
+
 # -- the conversion ---------------------------------------------------------------
 
 
@@ -231,8 +241,8 @@ def convert(config: dict, rootfs: str | None, *, volumes: str = "tmpfs",
     passwd = group = None
     if rootfs is not None:
         with Root(rootfs) as root:
-            passwd = root.read_file("etc/passwd")
-            group = root.read_file("etc/group")
+            passwd = _read_db(root, "etc/passwd", warn)
+            group = _read_db(root, "etc/group", warn)
     if user:
         resolved = resolve_user(user, passwd, group)
     else:

@@ -143,10 +143,10 @@ def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[s
     given. The tag is validated with :func:`validate_ref_name`.
     """
     path, sep, tag = arg.rpartition(":")
-    if not sep or "/" in tag or not path:
+    if not sep or "/" in tag:
         path, tag = arg, ""
     if not path:
-        raise ReferenceFormatError(f"invalid layout argument {arg!r}")
+        raise ReferenceFormatError(f"invalid layout argument {arg!r}: no layout path")
     if not tag:
         return path, default_tag
     return path, validate_ref_name(tag)

@@ -1,0 +1,171 @@
+"""Fixtures for the ketch-image tests: Debian tools, a real docker-registry (plain and
+with Bearer token auth), a fault-injecting fake registry, hand-built test images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from .fakeregistry import FakeRegistry
+from .helpers import LayoutBuilder, busybox_entries, second_layer_entries
+from .tokenserver import TokenServer
+
+DEBIAN_PACKAGES = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci",
+                   "busybox": "busybox-static"}
+
+
+def _installed(pkg: str) -> bool:
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+    return p.returncode == 0 and "ok installed" in p.stdout
+
+
+def ensure_debian_packages(*pkgs: str) -> None:
+    """Install missing Debian packages with apt-get (the tests run as root); fail, never skip."""
+    missing = [p for p in pkgs if not _installed(p)]
+    if not missing:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def debian_tools() -> None:
+    ensure_debian_packages(*DEBIAN_PACKAGES.values())
+    for tool in DEBIAN_PACKAGES:
+        assert shutil.which(tool), f"{tool} not found after installing its package"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Registry:
+    """A docker-registry process on 127.0.0.1 with its own config and storage."""
+
+    host: str
+    proc: subprocess.Popen
+    state: str
+    token: TokenServer | None = None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.token is not None:
+            self.token.stop()
+
+    def log(self) -> str:
+        with open(os.path.join(self.state, "registry.log"), errors="replace") as f:
+            return f.read()
+
+
+def start_registry(state: str, token: TokenServer | None = None) -> Registry:
+    port = free_port()
+    storage = os.path.join(state, "storage")
+    os.makedirs(storage, exist_ok=True)
+    auth = ""
+    if token is not None:
+        bundle = os.path.join(state, "token.crt")
+        with open(bundle, "wb") as f:
+            f.write(token.cert_pem())
+        auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
+                f"    issuer: {token.issuer}\n    rootcertbundle: {bundle}\n")
+    config = os.path.join(state, "config.yml")
+    with open(config, "w") as f:
+        f.write(f"""version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+  secret: ketch-test-secret
+{auth}""")
+    log = open(os.path.join(state, "registry.log"), "wb")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL)
+    log.close()
+    reg = Registry(host=f"127.0.0.1:{port}", proc=proc, state=state, token=token)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited:\n{reg.log()}")
+        try:
+            code = requests.get(f"http://{reg.host}/v2/", timeout=1).status_code
+            if code in (200, 401):
+                return reg
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            reg.stop()
+            raise RuntimeError(f"docker-registry did not answer:\n{reg.log()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def registry(debian_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = start_registry(str(tmp_path_factory.mktemp("registry")))
+    yield reg
+    reg.stop()
+
+
+TOKEN_USER, TOKEN_PASS = "alice", "s3cret,with:odd=chars"
+
+
+@pytest.fixture(scope="session")
+def token_registry(debian_tools: None,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    token = TokenServer(service="ketch-test-registry", issuer="ketch-test-issuer",
+                        users={TOKEN_USER: TOKEN_PASS}).start()
+    try:
+        reg = start_registry(str(tmp_path_factory.mktemp("token-registry")), token)
+    except BaseException:
+        token.stop()
+        raise
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def fake_registry() -> Iterator[FakeRegistry]:
+    fake = FakeRegistry().start()
+    yield fake
+    fake.stop()
+
+
+def skopeo_copy(src: str, dst: str, *extra: str) -> None:
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false",
+                    *extra, src, dst], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def busybox_layout(debian_tools: None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An OCI layout, tag ``two``: busybox layer + a layer with a whiteout and an opaque dir;
+    tag ``one``: only the busybox layer."""
+    path = str(tmp_path_factory.mktemp("busybox") / "layout")
+    b = LayoutBuilder(path)
+    config = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hello"],
+              "Env": ["PATH=/bin", "GREETING=hi"], "WorkingDir": "/opt/app", "User": "app",
+              "Labels": {"org.example.kind": "test"}}
+    b.tag("two", b.image([busybox_entries(), second_layer_entries()], config=config))
+    b.tag("one", b.image([busybox_entries()], config=config))
+    return path

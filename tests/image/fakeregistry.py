@@ -1,0 +1,143 @@
+"""A fake distribution API (http.server) serving a layout's content with fault modes.
+
+Serves ``/v2/``, ``/v2/<name>/manifests/<tag|digest>`` and ``/v2/<name>/blobs/<digest>``
+from in-memory documents. Per-digest faults for blobs:
+
+- ``corrupt``: same length, one byte flipped (digest mismatch)
+- ``oversize``: extra bytes appended (size mismatch)
+- ``truncate``: announces the full length, sends half, closes the connection
+- ``stall``: sends half, sets ``stalled`` and waits until ``release`` is set
+
+``basic`` = ``(user, password)`` makes every request need HTTP Basic auth.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.manifests: dict[str, tuple[bytes, str]] = {}  # ref -> (body, media type)
+        self.blobs: dict[str, bytes] = {}
+        self.faults: dict[str, str] = {}
+        self.manifest_faults: dict[str, str] = {}
+        self.basic: tuple[str, str] | None = None
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        self.log: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> FakeRegistry:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def load_layout(self, layout: str, tag: str, as_tag: str | None = None) -> None:
+        """Serve ``layout:tag`` (manifest or index, recursively) as tag ``as_tag``."""
+        with open(os.path.join(layout, "index.json")) as f:
+            index = json.load(f)
+        desc = next(d for d in index["manifests"]
+                    if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+
+        def read(d: dict) -> bytes:
+            with open(os.path.join(layout, "blobs", *d["digest"].split(":")), "rb") as f:
+                return f.read()
+
+        def add(d: dict) -> None:
+            body = read(d)
+            self.manifests[d["digest"]] = (body, d["mediaType"])
+            doc = json.loads(body)
+            for m in doc.get("manifests", []):
+                add(m)
+            for b in [doc["config"], *doc["layers"]] if "layers" in doc else []:
+                self.blobs[b["digest"]] = read(b)
+
+        add(desc)
+        self.manifests[as_tag or tag] = self.manifests[desc["digest"]]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _error(self, code: int, err: str) -> None:
+                self._send(code, json.dumps({"errors": [{"code": err, "message": err.lower()}]})
+                           .encode())
+
+            def do_GET(self) -> None:
+                fake.log.append(self.path)
+                if fake.basic is not None:
+                    want = "Basic " + base64.b64encode(":".join(fake.basic).encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                   headers={"WWW-Authenticate": 'Basic realm="fake registry"'})
+                        return
+                parts = self.path.split("/")
+                if self.path == "/v2/":
+                    self._send(200, b"{}")
+                elif len(parts) >= 5 and parts[-2] == "manifests":
+                    item = fake.manifests.get(parts[-1])
+                    if item is None:
+                        self._error(404, "MANIFEST_UNKNOWN")
+                        return
+                    body, ctype = item
+                    if fake.manifest_faults.get(parts[-1]) == "corrupt":
+                        body = body.replace(b"{", b"{ ", 1)
+                    self._send(200, body, ctype)
+                elif len(parts) >= 5 and parts[-2] == "blobs":
+                    self._blob(parts[-1])
+                else:
+                    self._error(404, "NAME_UNKNOWN")
+
+            def _blob(self, digest: str) -> None:
+                data = fake.blobs.get(digest)
+                if data is None:
+                    self._error(404, "BLOB_UNKNOWN")
+                    return
+                fault = fake.faults.get(digest)
+                if fault == "corrupt":
+                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
+                elif fault == "oversize":
+                    data = data + b"trailing garbage"
+                if fault in ("truncate", "stall"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    if fault == "stall":
+                        fake.stalled.set()
+                        fake.release.wait(60)
+                    self.close_connection = True
+                    return
+                self._send(200, data, "application/octet-stream")
+
+        return Handler
