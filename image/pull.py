@@ -49,6 +49,7 @@ def pull(ref: Reference, layout_path: str, tag: str, *, platform: Platform | Non
     from ketch.image.registry.client import RegistryClient
 
     client = RegistryClient(ref, creds=creds, tls_verify=tls_verify)
+    layout: Layout | None = None
     try:
         client.ping()
         body, content_type = client.get_manifest(ref.ref)
@@ -89,11 +90,12 @@ def pull(ref: Reference, layout_path: str, tag: str, *, platform: Platform | Non
                                 if config.get(k)}
         layout.write_blob(body, digest)
         stored = layout.set_tag(tag, desc)
-        layout.cleanup_tmp()
         progress(f"Stored {digest} as {layout.path}:{tag}")
         return PullResult(reference=ref, descriptor=stored)
     finally:
         client.close()
+        if layout is not None:
+            layout.cleanup_tmp()
 
 
 def _platform_fields(desc: dict) -> dict:

@@ -1,0 +1,148 @@
+"""Registry faults, served by a fake distribution API: corrupt, oversized and truncated
+blobs, a tampered manifest, an interrupted pull, Basic auth. The layout must stay valid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .fakeregistry import FakeRegistry
+from .helpers import D, F, LayoutBuilder, check_layout, ketch_image_cmd, layout_tags, run_ki
+
+
+def _source(tmp_path: Path) -> tuple[str, dict, dict]:
+    """A layout with tag v1 (small) and v2 (with a 3 MB layer), returns (path, v1, v2)."""
+    b = LayoutBuilder(str(tmp_path / "src"))
+    v1 = b.image([[D("etc"), F("etc/hostname", b"v1\n")]])
+    big = os.urandom(3 * 1024 * 1024)
+    v2 = b.image([[D("etc"), F("etc/hostname", b"v2\n")], [F("big", big)]])
+    b.tag("v1", v1)
+    b.tag("v2", v2)
+    return str(tmp_path / "src"), v1, v2
+
+
+def _layer_digests(src: str, tag: str) -> list[str]:
+    import json
+    desc = layout_tags(src)[tag]
+    with open(os.path.join(src, "blobs", *desc["digest"].split(":"))) as f:
+        return [d["digest"] for d in json.load(f)["layers"]]
+
+
+@pytest.fixture
+def served(fake_registry: FakeRegistry, tmp_path: Path) -> tuple[FakeRegistry, str]:
+    src, _, _ = _source(tmp_path)
+    fake_registry.load_layout(src, "v1")
+    fake_registry.load_layout(src, "v2")
+    return fake_registry, src
+
+
+def _pull_v1_then(fake: FakeRegistry, tmp_path: Path) -> Path:
+    layout = tmp_path / "layout"
+    run_ki("pull", f"{fake.host}/app:v1", str(layout))
+    return layout
+
+
+@pytest.mark.parametrize("fault,message", [("corrupt", "digest mismatch"),
+                                           ("oversize", "more data than the expected size"),
+                                           ("truncate", "download interrupted")])
+def test_bad_blob_fails_and_keeps_layout_valid(served: tuple[FakeRegistry, str], tmp_path: Path,
+                                               fault: str, message: str) -> None:
+    fake, src = served
+    layout = _pull_v1_then(fake, tmp_path)
+    before = (layout / "index.json").read_bytes()
+    bad = _layer_digests(src, "v2")[1]
+    fake.faults[bad] = fault
+    p = run_ki("pull", f"{fake.host}/app:v2", str(layout), check=False)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("ketch-image: error:")
+    assert message in p.stderr
+    assert (layout / "index.json").read_bytes() == before
+    assert not (layout / "blobs/sha256" / bad[7:]).exists()
+    check_layout(str(layout))
+    assert set(layout_tags(str(layout))) == {"v1"}
+    assert not (layout / ".ketch-tmp").exists(), "temporary files left behind"
+    # once the registry serves the right bytes, the same pull completes
+    del fake.faults[bad]
+    run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    assert set(layout_tags(str(layout))) == {"v1", "v2"}
+    check_layout(str(layout))
+
+
+def test_corrupt_first_pull_creates_no_tag(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, src = served
+    fake.faults[_layer_digests(src, "v1")[0]] = "corrupt"
+    layout = tmp_path / "layout"
+    p = run_ki("pull", f"{fake.host}/app:v1", str(layout), check=False)
+    assert p.returncode == 1 and "digest mismatch" in p.stderr
+    check_layout(str(layout))
+    assert layout_tags(str(layout)) == {}
+
+
+def test_tampered_manifest_by_digest(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, src = served
+    digest = layout_tags(src)["v1"]["digest"]
+    fake.manifest_faults[digest] = "corrupt"
+    p = run_ki("pull", f"{fake.host}/app@{digest}", str(tmp_path / "layout"), check=False)
+    assert p.returncode == 1 and "digest mismatch" in p.stderr
+    assert not (tmp_path / "layout").exists()
+
+
+def test_interrupted_pull_leaves_a_valid_layout(served: tuple[FakeRegistry, str],
+                                                tmp_path: Path) -> None:
+    fake, src = served
+    layout = _pull_v1_then(fake, tmp_path)
+    before = (layout / "index.json").read_bytes()
+    big = _layer_digests(src, "v2")[1]
+    fake.faults[big] = "stall"
+    proc = subprocess.Popen([*ketch_image_cmd(), "pull", f"{fake.host}/app:v2", str(layout)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert fake.stalled.wait(60), "the pull never reached the big blob"
+        # the client has half of the blob on disk in a temp file: kill it hard
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        fake.release.set()
+    assert proc.returncode == -signal.SIGKILL
+    assert (layout / "index.json").read_bytes() == before
+    assert set(layout_tags(str(layout))) == {"v1"}
+    assert not (layout / "blobs/sha256" / big[7:]).exists()
+    check_layout(str(layout))
+    run_ki("unpack", f"{layout}:v1", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle/rootfs/etc/hostname").read_text() == "v1\n"
+    del fake.faults[big]
+    run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    check_layout(str(layout))
+    run_ki("unpack", f"{layout}:v2", str(tmp_path / "bundle2"))
+    assert (tmp_path / "bundle2/rootfs/big").stat().st_size == 3 * 1024 * 1024
+
+
+def test_basic_auth(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, _ = served
+    fake.basic = ("bob", "pw:with,comma")
+    p = run_ki("pull", f"{fake.host}/app:v1", str(tmp_path / "l1"), check=False)
+    assert p.returncode == 1 and "requires credentials" in p.stderr
+    p = run_ki("pull", "--creds", "bob:nope", f"{fake.host}/app:v1", str(tmp_path / "l2"),
+               check=False)
+    assert p.returncode == 1 and "access denied" in p.stderr
+    run_ki("pull", "--creds", "bob:pw:with,comma", f"{fake.host}/app:v1", str(tmp_path / "l3"))
+    check_layout(str(tmp_path / "l3"))
+
+
+def test_unknown_manifest(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, _ = served
+    p = run_ki("pull", f"{fake.host}/app:nope", str(tmp_path / "l"), check=False)
+    assert p.returncode == 1 and "MANIFEST_UNKNOWN" in p.stderr
+
+
+def test_unreachable_registry(tmp_path: Path) -> None:
+    from .conftest import free_port
+    p = run_ki("pull", f"127.0.0.1:{free_port()}/app:v1", str(tmp_path / "l"), check=False)
+    assert p.returncode == 1 and "cannot reach registry" in p.stderr
