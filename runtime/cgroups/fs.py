@@ -1,0 +1,175 @@
+"""Find the host's cgroup hierarchies and place a container in its own cgroup.
+
+Linux cgroup v1 (one hierarchy per controller set) and v2 (unified), and
+"hybrid" hosts with both; runtime-spec config-linux.md "Control groups"
+(``cgroupsPath``: absolute = relative to each hierarchy's root, relative =
+relative to the runtime's own cgroup; runc uses the container ID when unset).
+This module only creates, joins, lists and removes cgroups; resource limits
+belong to the resource drivers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """One mounted cgroup hierarchy of the host."""
+
+    mount_point: str      # e.g. /sys/fs/cgroup/memory
+    mount_root: str       # the hierarchy path seen at the mount point (mountinfo field 4)
+    controllers: tuple[str, ...]   # ("memory",), ("name=systemd",) or () for cgroup2
+    unified: bool
+
+    def own_cgroup(self, pid: str = "self") -> str:
+        """This process's cgroup path in this hierarchy (from /proc/PID/cgroup)."""
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, names, path = line.rstrip("\n").split(":", 2)
+                if self.unified and names == "":
+                    return path
+                if not self.unified and set(names.split(",")) == set(self.controllers):
+                    return path
+        return "/"
+
+    def host_path(self, cgroup: str) -> str:
+        """Host directory of cgroup path ``cgroup`` (absolute within the hierarchy)."""
+        rel = os.path.relpath(cgroup, self.mount_root) if cgroup.startswith(self.mount_root) else cgroup
+        return os.path.normpath(os.path.join(self.mount_point, rel.lstrip("/")))
+
+    def own_path(self) -> str:
+        """Host directory of this process's own cgroup in this hierarchy."""
+        return self.host_path(self.own_cgroup())
+
+
+def _mountinfo() -> list[list[str]]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split() for line in f]
+
+
+def hierarchies() -> list[Hierarchy]:
+    """Every cgroup v1 and v2 hierarchy mounted in this mount namespace (first mount wins)."""
+    found: dict[tuple[str, ...], Hierarchy] = {}
+    for fields in _mountinfo():
+        sep = fields.index("-")
+        fstype, super_opts = fields[sep + 1], fields[sep + 3]
+        if fstype == "cgroup2":
+            key: tuple[str, ...] = ("",)
+            h = Hierarchy(fields[4], fields[3], (), True)
+        elif fstype == "cgroup":
+            ctrls = tuple(o for o in super_opts.split(",")
+                          if o not in ("rw", "ro") and not o.startswith(("release_agent=", "clone_children"))
+                          and o not in ("noprefix", "xattr", "cpuset_v2_mode"))
+            key = ctrls
+            h = Hierarchy(fields[4], fields[3], ctrls, False)
+        else:
+            continue
+        found.setdefault(key, h)
+    return list(found.values())
+
+
+def v1_hierarchies() -> list[Hierarchy]:
+    return [h for h in hierarchies() if not h.unified]
+
+
+def is_unified() -> bool:
+    """True on a pure cgroup v2 host (``/sys/fs/cgroup`` itself is cgroup2)."""
+    return _fs_type("/sys/fs/cgroup") == "cgroup2"
+
+
+def _fs_type(path: str) -> str | None:
+    for fields in _mountinfo():
+        if fields[4] == path:
+            return fields[fields.index("-") + 1]
+    return None
+
+
+class CgroupManager:
+    """The container's cgroup in every hierarchy: create, join, list pids, destroy.
+
+    ``cgroup_path``: the config's ``linux.cgroupsPath`` or, when unset, the
+    container ID (relative, like runc).
+    """
+
+    def __init__(self, cgroup_path: str, paths: dict[str, str] | None = None) -> None:
+        self.cgroup_path = cgroup_path
+        # hierarchy mount point -> host directory of the container's cgroup
+        self.paths: dict[str, str] = dict(paths or {})
+
+    def create(self) -> None:
+        """mkdir the cgroup in each hierarchy; on v1 cpuset, copy cpus/mems from the parent.
+
+        Raises ``OSError``.
+        """
+        for h in hierarchies():
+            if os.path.isabs(self.cgroup_path):
+                target = h.host_path(self.cgroup_path)
+            else:
+                target = os.path.join(h.own_path(), self.cgroup_path)
+            try:
+                os.makedirs(target, exist_ok=True)
+            except OSError as e:
+                if h.unified and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    continue  # a read-only unified mount on a v1 host: nothing to join
+                raise
+            if "cpuset" in h.controllers:
+                _inherit_cpuset(target)
+            self.paths[h.mount_point] = target
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into the cgroup in every hierarchy. Raises ``OSError``."""
+        for path in self.paths.values():
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    def pids(self) -> list[int]:
+        """Pids in the container's cgroup (from the first hierarchy that has it)."""
+        for path in self.paths.values():
+            with contextlib.suppress(OSError), open(os.path.join(path, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        return []
+
+    def destroy(self, timeout: float = 2.0) -> None:
+        """rmdir the cgroup everywhere (retrying while exiting tasks linger)."""
+        deadline = time.monotonic() + timeout
+        for path in self.paths.values():
+            while True:
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+
+
+def _inherit_cpuset(path: str) -> None:
+    # A new v1 cpuset cgroup starts with empty cpus/mems, and joining it fails
+    # with ENOSPC until they are filled from the parent.
+    parent = os.path.dirname(path)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        own = os.path.join(path, name)
+        with open(own) as f:
+            if f.read().strip():
+                continue
+        if os.path.dirname(parent) != parent and not _has_value(os.path.join(parent, name)):
+            _inherit_cpuset(parent)
+        with open(os.path.join(parent, name)) as f:
+            value = f.read().strip()
+        with open(own, "w") as f:
+            f.write(value)
+
+
+def _has_value(path: str) -> bool:
+    try:
+        with open(path) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return True

@@ -1,0 +1,282 @@
+"""``Container``: the runtime-spec lifecycle on one container.
+
+runtime-spec runtime.md "Operations" (state, create, start, kill, delete) and
+"Lifecycle", with runc's additions (``run`` in the foreground, ``delete`` of a
+created container, ``--force``). Status guards follow the spec's invalid-state
+rules; error texts are runc's where callers match them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+
+from ketch.runtime import log
+from ketch.runtime import syscalls as s
+from ketch.runtime.cgroups.fs import CgroupManager
+from ketch.runtime.errors import (
+    ContainerNotRunningError,
+    InvalidStateError,
+    KetchError,
+    ProcessError,
+)
+from ketch.runtime.process.init import InitOptions
+from ketch.runtime.process.parent import spawn_init
+from ketch.runtime.state import StateDir, list_ids
+
+CREATED, RUNNING, STOPPED = "created", "running", "stopped"
+
+_FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                      signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def _rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone.
+
+    Stored at create so that a recycled pid is not mistaken for the init.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):  # a zombie has already exited
+        return None
+    return fields[19]
+
+
+class Container:
+    """One container under a runtime root; create with ``create`` or ``load``."""
+
+    def __init__(self, state_dir: StateDir, doc: dict) -> None:
+        self._dir = state_dir
+        self._doc = doc
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: str, container_id: str, bundle: str, *, pid_file: str | None = None,
+               console_socket: str | None = None, no_pivot: bool = False,
+               preserve_fds: int = 0, no_new_keyring: bool = False,
+               debug: bool = False) -> Container:
+        """runtime-spec "create": build the container from ``<bundle>/config.json``
+        and leave its init blocked until ``start``.
+
+        ``root``: the runtime's state root (``--root``); ``bundle``: the bundle
+        directory; ``pid_file``: where to write the init's pid.
+        Raises ``InvalidIDError``, ``ContainerExistsError``, ``ConfigError``,
+        ``ProcessError``; on any error nothing is left under ``root``.
+        """
+        from ketch.runtime.spec.validate import load_config
+
+        state_dir = StateDir(root, container_id)
+        bundle = os.path.abspath(bundle)
+        spec = load_config(bundle)
+        if console_socket is not None or (spec.get("process") or {}).get("terminal"):
+            if console_socket is None:
+                raise KetchError("cannot allocate tty if runc will detach without setting console socket")
+            raise KetchError("terminal and --console-socket are not supported yet")
+        state_dir.create()
+        cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
+        try:
+            os.mkfifo(state_dir.fifo, 0o622)
+            s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+            cgroup.create()
+            dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
+                                   preserve_fds=preserve_fds, debug=debug)
+                pid = spawn_init(spec, opts, cgroup, log.emit)
+            finally:
+                os.close(dir_fd)
+            doc = {
+                "ociVersion": spec.get("ociVersion", ""),
+                "id": container_id,
+                "pid": pid,
+                "pid_start": process_start_time(pid),
+                "bundle": bundle,
+                "rootfs": os.path.realpath(os.path.join(bundle, spec["root"]["path"])),
+                "created": _rfc3339_now(),
+                "owner": "",
+                "annotations": spec.get("annotations") or {},
+                "config": spec,
+                "cgroup_paths": cgroup.paths,
+            }
+            state_dir.save(doc)
+            if pid_file:
+                _write_pid_file(pid_file, pid)
+        except BaseException:
+            cgroup.destroy()
+            state_dir.remove()
+            raise
+        state_dir.unlock()
+        return cls(state_dir, doc)
+
+    @classmethod
+    def load(cls, root: str, container_id: str) -> Container:
+        """The container ``container_id`` under ``root``.
+
+        Raises ``InvalidIDError`` or ``ContainerNotExistError``.
+        """
+        state_dir = StateDir(root, container_id)
+        return cls(state_dir, state_dir.load())
+
+    # -- queries --------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._dir.id
+
+    @property
+    def pid(self) -> int:
+        return int(self._doc.get("pid") or 0)
+
+    def _alive(self) -> bool:
+        pid = self.pid
+        return bool(pid) and process_start_time(pid) == self._doc.get("pid_start")
+
+    def status(self) -> str:
+        """"created", "running" or "stopped" (runtime-spec "State" ``status``)."""
+        if not self._alive():
+            return STOPPED
+        if os.path.exists(self._dir.fifo):
+            return CREATED
+        return RUNNING
+
+    def state(self) -> dict:
+        """runc's state JSON: ociVersion, id, pid, status, bundle, rootfs, created, owner
+        and annotations (omitted when empty). ``pid`` is 0 once stopped."""
+        status = self.status()
+        doc = self._doc
+        out: dict = {
+            "ociVersion": doc["ociVersion"],
+            "id": doc["id"],
+            "pid": self.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": doc["bundle"],
+            "rootfs": doc["rootfs"],
+            "created": doc["created"],
+            "owner": doc.get("owner", ""),
+        }
+        if doc.get("annotations"):
+            out["annotations"] = doc["annotations"]
+        return out
+
+    def _cgroup(self) -> CgroupManager:
+        return CgroupManager(self._doc["config"].get("linux", {}).get("cgroupsPath") or self.id,
+                             self._doc.get("cgroup_paths"))
+
+    # -- operations -----------------------------------------------------------
+
+    def start(self) -> None:
+        """runtime-spec "start": release the init to exec ``process.args``.
+
+        Raises ``InvalidStateError`` unless the container is ``created``.
+        """
+        with self._dir.locked():
+            status = self.status()
+            if status == STOPPED:
+                raise InvalidStateError("cannot start a container that has stopped")
+            if status != CREATED:
+                raise InvalidStateError("cannot start an already running container")
+            if not self._doc["config"].get("process"):
+                raise InvalidStateError("cannot start a container with no process")
+            fd = os.open(self._dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                while True:
+                    ready, _, _ = select.select([fd], [], [], 0.1)
+                    if ready and os.read(fd, 1):
+                        break
+                    if not self._alive():
+                        raise ProcessError("container init exited before start")
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._dir.fifo)
+
+    def signal(self, sig: int, all: bool = False) -> None:
+        """runtime-spec "kill": send ``sig`` to the init (every process in the
+        cgroup with ``all``). Raises ``ContainerNotRunningError`` when stopped."""
+        with self._dir.locked():
+            if self.status() == STOPPED:
+                raise ContainerNotRunningError()
+            pids = self._cgroup().pids() if all else [self.pid]
+            for pid in pids or [self.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+
+    def delete(self, force: bool = False) -> None:
+        """runtime-spec "delete": remove what ``create`` made. A ``created``
+        container is killed first (runc); a running one only with ``force``.
+        Raises ``InvalidStateError``."""
+        with self._dir.locked():
+            status = self.status()
+            if status == RUNNING and not force:
+                raise InvalidStateError(
+                    f"cannot delete container {self.id} that is not stopped: {status}")
+            if status != STOPPED:
+                self._kill_all()
+            self._cgroup().destroy()
+            self._dir.remove()
+
+    def _kill_all(self) -> None:
+        cgroup = self._cgroup()
+        for pid in [self.pid, *cgroup.pids()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self._alive() and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            time.sleep(0.005)
+
+    def wait_foreground(self) -> int:
+        """For ``run`` without ``--detach``: forward signals to the init, reap it
+        and any orphan handed to us (we are a subreaper), and return its exit
+        code (128+N when killed by signal N)."""
+        pid = self.pid
+
+        def forward(signum: int, _frame: object) -> None:
+            # waitpid is retried after a handler returns (PEP 475), so forward here.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+        try:
+            while True:
+                try:
+                    reaped, status = os.waitpid(-1, 0)
+                except ChildProcessError:
+                    return 255
+                if reaped == pid:
+                    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) \
+                        else 128 + os.WTERMSIG(status)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def list_containers(root: str) -> list[Container]:
+    """Every container under ``root``, sorted by ID; unreadable ones are skipped."""
+    found = []
+    for container_id in list_ids(root):
+        with contextlib.suppress(KetchError):
+            found.append(Container.load(root, container_id))
+    return found
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

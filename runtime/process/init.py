@@ -1,0 +1,221 @@
+"""The container side of ``create``: namespace setup child and container init.
+
+Stage 1 (forked from the runtime, single-threaded) joins or creates the
+namespaces; it forks the init, which becomes PID 1 of a new pid namespace.
+The init builds the rootfs, applies the process attributes, reports READY
+and then blocks opening ``exec.fifo`` until ``start`` reads it, and finally
+execs ``process.args`` (runtime-spec runtime.md "Lifecycle" steps 1-3 of
+create, and "start"; config.md "Process", "Hostname", "POSIX process").
+
+Neither function returns: each ends in ``os._exit`` or ``execve``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import traceback
+from dataclasses import dataclass
+
+from ketch.runtime import syscalls as s
+from ketch.runtime.errors import KetchError
+from ketch.runtime.linux.capabilities import CapabilitySets
+from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
+from ketch.runtime.linux.rootfs import setup_rootfs
+from ketch.runtime.process import sync
+from ketch.runtime.process.sync import SyncSocket
+
+
+class InitError(KetchError):
+    """Setting up the container process failed."""
+
+
+@dataclass
+class InitOptions:
+    """What the init needs beyond config.json."""
+
+    bundle: str
+    state_dir_fd: int       # an O_PATH fd of <root>/<id>, to reach exec.fifo after pivot_root
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    debug: bool = False
+
+
+def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
+    """Namespace setup child; see the module docstring. Never returns."""
+    code = 1
+    try:
+        # The runtime's own fds (state lock, logs, anything inherited) must not
+        # reach the container; only stdio and the preserved fds stay.
+        _close_fds_except({chan.fileno(), opts.state_dir_fd}, 3 + opts.preserve_fds)
+        sc = s.linux()
+        # A dumpable process that enters the container could be ptraced or have
+        # its /proc/PID/{exe,fd} opened from inside (CVE-2019-5736 class).
+        sc.prctl(s.PR_SET_DUMPABLE, 0)
+        chan.expect(sync.PROCEED)
+        plan = NamespacePlan.from_spec(spec)
+        join_namespaces(sc, plan, only={"user"})
+        if "user" in plan.new:
+            sc.unshare(s.CLONE_NEWUSER)
+            chan.send(sync.USERNS_READY)
+            chan.expect(sync.USERNS_MAPPED)
+        if plan.has("user"):
+            sc.setresgid(0)
+            sc.setresuid(0)
+        join_namespaces(sc, plan, only={t for t, _ in plan.join if t != "user"})
+        sc.unshare(plan.unshare_flags())
+        pid = os.fork()
+        if pid == 0:
+            init_main(chan, spec, opts, plan)
+        chan.send(sync.INIT_PID, pid=pid)
+        code = 0
+    except BaseException as e:  # report every failure to the parent, then exit
+        _report(chan, e, opts.debug)
+    finally:
+        os._exit(code)
+
+
+def _close_fds_except(keep: set[int], first: int) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _report(chan: SyncSocket, err: BaseException, debug: bool) -> None:
+    message = str(err) if isinstance(err, KetchError) else _describe(err)
+    if debug:
+        message += "\n" + traceback.format_exc()
+    with contextlib.suppress(OSError):
+        chan.send(sync.ERROR, message=message)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        text = err.strerror or str(err)
+        return f"{text}: {err.filename}" if err.filename else text
+    return f"{type(err).__name__}: {err}"
+
+
+def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan) -> None:
+    """The container's init; see the module docstring. Never returns."""
+    try:
+        _setup(chan, spec, opts, plan)
+        path, args, env = _prepare_exec(spec)
+        fd_base = 3 + opts.preserve_fds
+        chan.send(sync.READY)
+        chan.close()
+        _wait_for_start(opts.state_dir_fd)
+        s.linux().close_range_cloexec(fd_base)
+        # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        os.execve(path, args, env)
+    except BaseException as e:  # report every failure, then exit
+        with contextlib.suppress(Exception):
+            _report(chan, e, opts.debug)
+        if chan.sock.fileno() < 0:  # after READY nobody listens: say it on stderr
+            os.write(2, f"ketch: exec failed: {_describe(e)}\n".encode())
+        os._exit(255)
+
+
+def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan) -> None:
+    sc = s.linux()
+    os.setsid()
+    process = spec.get("process") or {}
+    if not plan.has("mount"):
+        raise InitError("a mount namespace is required to set up the rootfs")
+    setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"))
+    if spec.get("hostname"):
+        sc.sethostname(spec["hostname"])
+    if spec.get("domainname"):
+        sc.setdomainname(spec["domainname"])
+    for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    if not process:
+        return
+    for rl in process.get("rlimits") or []:
+        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+    if "oomScoreAdj" in process:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+    _set_user(sc, chan, process)
+
+
+def _set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
+    """Capabilities, no_new_privs and the uid/gid switch, in runc's order."""
+    user = process.get("user") or {}
+    caps = CapabilitySets(process.get("capabilities"),
+                          lambda m: chan.send(sync.LOG, level="warning", message=m))
+    if process.get("capabilities") is not None:
+        caps.drop_bounding(sc)
+    if process.get("noNewPrivileges"):
+        sc.prctl(s.PR_SET_NO_NEW_PRIVS, 1)
+    sc.prctl(s.PR_SET_KEEPCAPS, 1)
+    os.setgroups(list(user.get("additionalGids") or []))
+    sc.setresgid(user.get("gid", 0))
+    sc.setresuid(user.get("uid", 0))
+    sc.prctl(s.PR_SET_KEEPCAPS, 0)
+    if process.get("capabilities") is not None:
+        caps.apply(sc)
+    os.umask(user.get("umask", 0o022))
+    cwd = process.get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise InitError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
+
+
+def _home_of(uid: int) -> str | None:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5]
+    except OSError:
+        pass
+    return None
+
+
+def _prepare_exec(spec: dict) -> tuple[str, list[str], dict[str, str]]:
+    """(resolved executable, argv, environment) for ``process``; checked before READY
+    so that a missing binary fails ``create`` as in runc."""
+    process = spec.get("process") or {}
+    args = process.get("args") or []
+    if not args:
+        raise InitError("process.args must not be empty")
+    env: dict[str, str] = {}
+    for item in process.get("env") or []:
+        name, _, value = item.partition("=")
+        env[name] = value
+    if "HOME" not in env:
+        env["HOME"] = _home_of((process.get("user") or {}).get("uid", 0)) or "/"
+    return _look_path(args[0], env.get("PATH", "")), list(args), env
+
+
+def _look_path(name: str, path: str) -> str:
+    if "/" in name:
+        if os.access(name, os.X_OK) and not os.path.isdir(name):
+            return name
+        raise InitError(f'exec: "{name}": stat {name}: no such file or directory'
+                        if not os.path.exists(name) else f'exec: "{name}": permission denied')
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise InitError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _wait_for_start(state_dir_fd: int) -> None:
+    # Opening a FIFO for writing blocks until `ketch start` opens it for reading.
+    fd = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+        os.close(state_dir_fd)

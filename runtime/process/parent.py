@@ -1,0 +1,81 @@
+"""The runtime side of ``create``: fork stage 1, join its cgroup, map its ids,
+and wait until the container's init reports READY.
+
+runtime-spec runtime.md "create" (the environment is built, the user program
+is not run); the parent/child split follows runc's ``process_linux.go`` and
+youki's main/intermediate/init chain. On any failure every process forked
+here is killed and reaped before the error is raised, so nothing half-created
+survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+from ketch.runtime.cgroups.fs import CgroupManager
+from ketch.runtime.errors import ProcessError
+from ketch.runtime.process import sync
+from ketch.runtime.process.init import InitOptions, stage1_main
+from ketch.runtime.process.sync import SyncError, SyncSocket
+
+
+def _write_id_map(pid: int, name: str, mappings: list[dict]) -> None:
+    lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write(lines)
+
+
+def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
+               log: Callable[[str, str], None]) -> int:
+    """Fork the container's process chain; return the init's pid once it is READY.
+
+    ``spec``: the validated config.json document; ``cgroup``: created by the
+    caller, the init is placed in it before any namespace work; ``log(level,
+    msg)`` receives warnings from the children.
+    Raises ``ProcessError`` with the child's own message.
+    """
+    parent_end, child_end = SyncSocket.pair()
+    parent_end.on_log = log
+    stage1 = os.fork()
+    if stage1 == 0:
+        parent_end.close()
+        stage1_main(child_end, spec, opts)  # never returns
+    child_end.close()
+    init_pid = 0
+    try:
+        cgroup.add(stage1)
+        parent_end.send(sync.PROCEED)
+        linux = spec.get("linux", {})
+        if any(ns.get("type") == "user" and not ns.get("path")
+               for ns in linux.get("namespaces", []) or []):
+            parent_end.expect(sync.USERNS_READY)
+            _write_id_map(stage1, "uid_map", linux.get("uidMappings") or [])
+            _write_id_map(stage1, "gid_map", linux.get("gidMappings") or [])
+            parent_end.send(sync.USERNS_MAPPED)
+        init_pid = int(parent_end.expect(sync.INIT_PID)["pid"])
+        _reap(stage1)
+        stage1 = 0
+        parent_end.expect(sync.READY)
+        return init_pid
+    except (SyncError, OSError) as e:
+        for pid in (init_pid, stage1):
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if stage1:
+            _reap(stage1)
+        # the init is our child only when we are its subreaper; reap if we can
+        if init_pid:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(init_pid, 0)
+        raise ProcessError(str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}") from e
+    finally:
+        parent_end.close()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

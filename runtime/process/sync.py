@@ -1,0 +1,82 @@
+"""Typed messages between the runtime and the processes it forks.
+
+The runtime (parent), the namespace-setup child (stage 1) and the container's
+init talk over one ``AF_UNIX``/``SOCK_SEQPACKET`` socketpair, so each send is
+one message. A message is a small JSON object with a ``type`` field; the
+types are the constants below. Modelled on runc's ``libcontainer/sync.go``
+and youki's channel messages.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from typing import Any
+
+# parent -> stage 1: the cgroup is joined; go on
+PROCEED = "proceed"
+# stage 1 -> parent: I unshared the user namespace; write my uid/gid maps
+USERNS_READY = "userns-ready"
+# parent -> stage 1: the maps are written
+USERNS_MAPPED = "userns-mapped"
+# stage 1 -> parent: the container's init has this pid (in the runtime's pid namespace)
+INIT_PID = "init-pid"
+# init -> parent: the container is fully set up and about to wait for `start`
+READY = "ready"
+# any child -> parent: setup failed; ``message`` says why
+ERROR = "error"
+# any child -> parent: a log line (``level``, ``message``) for the runtime's log
+LOG = "log"
+
+_MAX = 1 << 16
+
+
+class SyncError(Exception):
+    """The peer closed the socket or sent something unexpected."""
+
+
+class SyncSocket:
+    """One end of the socketpair; ``send``/``expect`` typed messages."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        # called with (level, message) for LOG messages met by ``expect``
+        self.on_log: Callable[[str, str], None] | None = None
+
+    @classmethod
+    def pair(cls) -> tuple[SyncSocket, SyncSocket]:
+        """(parent end, child end); both close-on-exec."""
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, msg_type: str, **fields: Any) -> None:
+        self.sock.send(json.dumps({"type": msg_type, **fields}).encode())
+
+    def recv(self) -> dict[str, Any]:
+        """The next message; raises ``SyncError`` when the peer has gone."""
+        data = self.sock.recv(_MAX)
+        if not data:
+            raise SyncError("child exited before finishing setup")
+        msg = json.loads(data)
+        if not isinstance(msg, dict) or "type" not in msg:
+            raise SyncError(f"malformed sync message: {data[:100]!r}")
+        return msg
+
+    def expect(self, msg_type: str) -> dict[str, Any]:
+        """Receive one message of ``msg_type``; an ``error`` message raises ``SyncError``."""
+        msg = self.recv()
+        while msg["type"] == LOG and self.on_log is not None:
+            self.on_log(msg.get("level", "info"), msg.get("message", ""))
+            msg = self.recv()
+        if msg["type"] == ERROR:
+            raise SyncError(msg.get("message", "unknown error"))
+        if msg["type"] != msg_type:
+            raise SyncError(f"expected {msg_type!r} message, got {msg['type']!r}")
+        return msg
