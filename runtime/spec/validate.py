@@ -54,7 +54,7 @@ def load_config(bundle: str | os.PathLike[str]) -> dict:
     Raises ``ConfigError`` (empty ``field``) with a one-line message when the bundle
     or file is missing or unreadable (``cannot read /b/config.json: no such file or
     directory``) or the file is not JSON (``invalid JSON in /b/config.json: Expecting
-    ',' delimiter at line 3 column 5``), then whatever ``validate_config`` raises.
+    ',' delimiter (line 3, column 5)``), then whatever ``validate_config`` raises.
     Spec: runtime-spec ``bundle.md`` (config.json at the bundle root), ``config.md``.
     """
     bundle = os.fspath(bundle)
@@ -84,12 +84,12 @@ def parse_config(raw: bytes, path: str = CONFIG_NAME) -> object:
         line = raw.count(b"\n", 0, err.start) + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
         raise ConfigError(
-            "", f"invalid JSON in {path}: not UTF-8 at line {line} column {column}") from None
+            "", f"invalid JSON in {path}: not UTF-8 (line {line}, column {column})") from None
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
-        raise ConfigError("", f"invalid JSON in {path}: {err.msg} at line {err.lineno} "
-                              f"column {err.colno}") from None
+        raise ConfigError("", f"invalid JSON in {path}: {err.msg} (line {err.lineno}, "
+                              f"column {err.colno})") from None
     except _NotJSON as err:
         raise ConfigError("", f"invalid JSON in {path}: {err} is not a JSON value") from None
     except RecursionError:
