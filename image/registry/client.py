@@ -60,6 +60,13 @@ class RegistryClient:
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
 
+        if not tls_verify:
+            import warnings
+
+            from urllib3.exceptions import InsecureRequestWarning
+
+            # The user turned verification off on purpose; a warning per request is noise.
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
         self.ref = ref
         self.creds = creds
         self.tls_verify = tls_verify
@@ -110,11 +117,14 @@ class RegistryClient:
             except requests.RequestException as e:
                 errors.append(f"{base}: {e}")
                 continue
+            if r.status_code not in (200, 401):
+                # e.g. 400 from a TLS port spoken to in plain HTTP: try the next scheme
+                errors.append(f"{base}/v2/: {_error_text(r)} (not an OCI registry?)")
+                r.close()
+                continue
             self.base = base
             if r.status_code == 401:
                 self._handle_challenge(r)
-            elif r.status_code != 200:
-                raise RegistryError(f"{base}/v2/: {_error_text(r)} (not an OCI registry?)")
             return
         raise RegistryError("cannot reach registry " + "; ".join(errors))
 

@@ -75,7 +75,39 @@ class Registry:
             return f.read()
 
 
-def start_registry(state: str, token: TokenServer | None = None) -> Registry:
+def make_tls_cert(state: str) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1/localhost; returns (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(state, "tls.crt"), os.path.join(state, "tls.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def start_registry(state: str, token: TokenServer | None = None, tls: bool = False) -> Registry:
     port = free_port()
     storage = os.path.join(state, "storage")
     os.makedirs(storage, exist_ok=True)
@@ -86,6 +118,10 @@ def start_registry(state: str, token: TokenServer | None = None) -> Registry:
             f.write(token.cert_pem())
         auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
                 f"    issuer: {token.issuer}\n    rootcertbundle: {bundle}\n")
+    tls_block, scheme = "", "http"
+    if tls:
+        cert, key = make_tls_cert(state)
+        tls_block, scheme = f"  tls:\n    certificate: {cert}\n    key: {key}\n", "https"
     config = os.path.join(state, "config.yml")
     with open(config, "w") as f:
         f.write(f"""version: 0.1
@@ -99,18 +135,20 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: ketch-test-secret
-{auth}""")
+{tls_block}{auth}""")
     log = open(os.path.join(state, "registry.log"), "wb")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL)
     log.close()
     reg = Registry(host=f"127.0.0.1:{port}", proc=proc, state=state, token=token)
+    import urllib3
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # readiness probe only
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited:\n{reg.log()}")
         try:
-            code = requests.get(f"http://{reg.host}/v2/", timeout=1).status_code
+            code = requests.get(f"{scheme}://{reg.host}/v2/", timeout=1, verify=False).status_code
             if code in (200, 401):
                 return reg
         except requests.ConnectionError:
@@ -124,6 +162,13 @@ http:
 @pytest.fixture(scope="session")
 def registry(debian_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = start_registry(str(tmp_path_factory.mktemp("registry")))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(debian_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = start_registry(str(tmp_path_factory.mktemp("tls-registry")), tls=True)
     yield reg
     reg.stop()
 

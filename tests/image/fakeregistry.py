@@ -8,7 +8,9 @@ from in-memory documents. Per-digest faults for blobs:
 - ``truncate``: announces the full length, sends half, closes the connection
 - ``stall``: sends half, sets ``stalled`` and waits until ``release`` is set
 
-``basic`` = ``(user, password)`` makes every request need HTTP Basic auth.
+``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
+``redirect_host`` makes blob GETs answer 307 to ``http://<redirect_host>/storage/<digest>``
+(served here without auth; ``storage_auth`` records the Authorization header each got).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class FakeRegistry:
         self.faults: dict[str, str] = {}
         self.manifest_faults: dict[str, str] = {}
         self.basic: tuple[str, str] | None = None
+        self.redirect_host: str | None = None
+        self.storage_auth: list[str | None] = []
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.log: list[str] = []
@@ -93,6 +97,10 @@ class FakeRegistry:
 
             def do_GET(self) -> None:
                 fake.log.append(self.path)
+                if self.path.startswith("/storage/"):
+                    fake.storage_auth.append(self.headers.get("Authorization"))
+                    self._blob(self.path.rsplit("/", 1)[-1], redirect=False)
+                    return
                 if fake.basic is not None:
                     want = "Basic " + base64.b64encode(":".join(fake.basic).encode()).decode()
                     if self.headers.get("Authorization") != want:
@@ -116,10 +124,14 @@ class FakeRegistry:
                 else:
                     self._error(404, "NAME_UNKNOWN")
 
-            def _blob(self, digest: str) -> None:
+            def _blob(self, digest: str, redirect: bool = True) -> None:
                 data = fake.blobs.get(digest)
                 if data is None:
                     self._error(404, "BLOB_UNKNOWN")
+                    return
+                if redirect and fake.redirect_host:
+                    self._send(307, b"", headers={
+                        "Location": f"http://{fake.redirect_host}/storage/{digest}"})
                     return
                 fault = fake.faults.get(digest)
                 if fault == "corrupt":

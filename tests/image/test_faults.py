@@ -146,3 +146,14 @@ def test_unreachable_registry(tmp_path: Path) -> None:
     from .conftest import free_port
     p = run_ki("pull", f"127.0.0.1:{free_port()}/app:v1", str(tmp_path / "l"), check=False)
     assert p.returncode == 1 and "cannot reach registry" in p.stderr
+
+
+def test_redirected_blobs_do_not_get_credentials(served: tuple[FakeRegistry, str],
+                                                 tmp_path: Path) -> None:
+    # distribution-spec: a client MUST NOT forward the registry's credentials to another host
+    fake, _ = served
+    fake.basic = ("bob", "pw")
+    fake.redirect_host = f"localhost:{fake.port}"
+    run_ki("pull", "--creds", "bob:pw", f"{fake.host}/app:v1", str(tmp_path / "l"))
+    assert fake.storage_auth and all(a is None for a in fake.storage_auth)
+    check_layout(str(tmp_path / "l"))

@@ -17,6 +17,7 @@ from .helpers import (
     LayoutBuilder,
     busybox_entries,
     check_layout,
+    ketch_image_cmd,
     layout_tags,
     push_layout_image,
     push_manifest,
@@ -245,3 +246,21 @@ def test_bearer_anonymous_pull(token_registry: Registry, token_image: str, tmp_p
     finally:
         token_registry.token.allow_anonymous = False
     check_layout(str(tmp_path / "layout"))
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def test_tls_registry(tls_registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
+    skopeo_copy(f"oci:{busybox_layout}:one", f"docker://{tls_registry.host}/ketch/tls:one")
+    ref = f"{tls_registry.host}/ketch/tls:one"
+    p = run_ki("pull", ref, str(tmp_path / "l1"), check=False)
+    assert p.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    run_ki("pull", "--tls-verify=false", ref, str(tmp_path / "l2"))
+    check_layout(str(tmp_path / "l2"))
+    # verification against a trusted CA bundle (requests honours REQUESTS_CA_BUNDLE)
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": os.path.join(tls_registry.state, "tls.crt")}
+    subprocess.run([*ketch_image_cmd(), "pull", ref, str(tmp_path / "l3")], env=env, check=True,
+                   capture_output=True)
+    check_layout(str(tmp_path / "l3"))
