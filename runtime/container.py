@@ -12,7 +12,10 @@ import contextlib
 import os
 import select
 import signal
+import socket
+import termios
 import time
+import tty
 
 from ketch.runtime import log
 from ketch.runtime import syscalls as s
@@ -23,6 +26,7 @@ from ketch.runtime.errors import (
     KetchError,
     ProcessError,
 )
+from ketch.runtime.linux.console import connect_console_socket, receive_master
 from ketch.runtime.process.init import InitOptions
 from ketch.runtime.process.parent import spawn_init
 from ketch.runtime.state import StateDir, list_ids
@@ -60,6 +64,8 @@ class Container:
     def __init__(self, state_dir: StateDir, doc: dict) -> None:
         self._dir = state_dir
         self._doc = doc
+        # pty master held for a foreground run with a terminal
+        self._console_master: int | None = None
 
     # -- construction ---------------------------------------------------------
 
@@ -67,12 +73,14 @@ class Container:
     def create(cls, root: str, container_id: str, bundle: str, *, pid_file: str | None = None,
                console_socket: str | None = None, no_pivot: bool = False,
                preserve_fds: int = 0, no_new_keyring: bool = False,
-               debug: bool = False) -> Container:
+               detach: bool = True, debug: bool = False) -> Container:
         """runtime-spec "create": build the container from ``<bundle>/config.json``
         and leave its init blocked until ``start``.
 
         ``root``: the runtime's state root (``--root``); ``bundle``: the bundle
-        directory; ``pid_file``: where to write the init's pid.
+        directory; ``pid_file``: where to write the init's pid; ``detach``: False
+        when the caller will ``wait_foreground`` (then a terminal is proxied
+        through this process instead of a console socket, as ``runc run`` does).
         Raises ``InvalidIDError``, ``ContainerExistsError``, ``ConfigError``,
         ``ProcessError``; on any error nothing is left under ``root``.
         """
@@ -81,10 +89,17 @@ class Container:
         state_dir = StateDir(root, container_id)
         bundle = os.path.abspath(bundle)
         spec = load_config(bundle)
-        if console_socket is not None or (spec.get("process") or {}).get("terminal"):
-            if console_socket is None:
-                raise KetchError("cannot allocate tty if runc will detach without setting console socket")
-            raise KetchError("terminal and --console-socket are not supported yet")
+        terminal = bool((spec.get("process") or {}).get("terminal"))
+        if terminal and console_socket is None and detach:
+            raise KetchError("cannot allocate tty if runc will detach without setting console socket")
+        if not terminal and console_socket is not None:
+            raise KetchError("cannot use console socket if runc will not allocate tty")
+        console_ours = console_theirs = None
+        if terminal:
+            if console_socket is not None:
+                console_theirs = connect_console_socket(console_socket)
+            else:
+                console_ours, console_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         state_dir.create()
         cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
         try:
@@ -94,10 +109,14 @@ class Container:
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
-                                   preserve_fds=preserve_fds, debug=debug)
+                                   preserve_fds=preserve_fds, debug=debug,
+                                   console_fd=console_theirs.fileno() if console_theirs else None)
                 pid = spawn_init(spec, opts, cgroup, log.emit)
             finally:
                 os.close(dir_fd)
+                if console_theirs is not None:
+                    console_theirs.close()
+            master = receive_master(console_ours) if console_ours is not None else None
             doc = {
                 "ociVersion": spec.get("ociVersion", ""),
                 "id": container_id,
@@ -118,8 +137,13 @@ class Container:
             cgroup.destroy()
             state_dir.remove()
             raise
+        finally:
+            if console_ours is not None:
+                console_ours.close()
         state_dir.unlock()
-        return cls(state_dir, doc)
+        container = cls(state_dir, doc)
+        container._console_master = master
+        return container
 
     @classmethod
     def load(cls, root: str, container_id: str) -> Container:
@@ -252,17 +276,65 @@ class Container:
 
         previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
         try:
+            if self._console_master is not None:
+                return _proxy_terminal(self._console_master, pid)
             while True:
                 try:
                     reaped, status = os.waitpid(-1, 0)
                 except ChildProcessError:
                     return 255
                 if reaped == pid:
-                    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) \
-                        else 128 + os.WTERMSIG(status)
+                    return _exit_code(status)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _exit_code(status: int) -> int:
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _proxy_terminal(master: int, pid: int) -> int:
+    """Copy our stdin to the pty master and the master to our stdout until the
+    init exits (``runc run`` with ``terminal: true`` and no console socket)."""
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+    code: int | None = None
+    inputs = [0, master]
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select(inputs, [], [], 0.05)
+            except InterruptedError:
+                ready = []
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the slave side is closed
+                    data = b""
+                if data:
+                    os.write(1, data)
+                else:
+                    inputs = [fd for fd in inputs if fd != master]
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    inputs = [fd for fd in inputs if fd != 0]
+            if code is None:
+                with contextlib.suppress(ChildProcessError):
+                    reaped, status = os.waitpid(-1, os.WNOHANG)
+                    if reaped == pid:
+                        code = _exit_code(status)
+            if code is not None and master not in ready:
+                return code
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
 
 
 def list_containers(root: str) -> list[Container]:

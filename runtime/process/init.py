@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
 from ketch.runtime.linux.capabilities import CapabilitySets
+from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
 from ketch.runtime.linux.rootfs import setup_rootfs
 from ketch.runtime.process import sync
@@ -41,6 +42,7 @@ class InitOptions:
     no_pivot: bool = False
     preserve_fds: int = 0
     debug: bool = False
+    console_fd: int | None = None  # connected console socket when process.terminal
 
 
 def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
@@ -49,7 +51,10 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
     try:
         # The runtime's own fds (state lock, logs, anything inherited) must not
         # reach the container; only stdio and the preserved fds stay.
-        _close_fds_except({chan.fileno(), opts.state_dir_fd}, 3 + opts.preserve_fds)
+        keep = {chan.fileno(), opts.state_dir_fd}
+        if opts.console_fd is not None:
+            keep.add(opts.console_fd)
+        _close_fds_except(keep, 3 + opts.preserve_fds)
         sc = s.linux()
         # A dumpable process that enters the container could be ptraced or have
         # its /proc/PID/{exe,fd} opened from inside (CVE-2019-5736 class).
@@ -129,6 +134,8 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
     if not plan.has("mount"):
         raise InitError("a mount namespace is required to set up the rootfs")
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"))
+    if process.get("terminal") and opts.console_fd is not None:
+        setup_console(sc, opts.console_fd, process.get("consoleSize"))
     if spec.get("hostname"):
         sc.sethostname(spec["hostname"])
     if spec.get("domainname"):
