@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ketch.image import oci
 from ketch.image.errors import ManifestError
 from ketch.image.layout import Layout
 from ketch.image.platforms import Platform, host_platform, select_manifest
 from ketch.image.reference import Reference
+
+if TYPE_CHECKING:  # the client imports requests; only pull() loads it
+    from ketch.image.registry.client import RegistryClient
 
 _MAX_INDEX_DEPTH = 4
 
@@ -104,7 +108,7 @@ def _platform_fields(desc: dict) -> dict:
             "variant": p.get("variant", "")}
 
 
-def _fetch_blob(client: object, layout: Layout, desc: dict,
+def _fetch_blob(client: RegistryClient, layout: Layout, desc: dict,
                 progress: Callable[[str], None]) -> None:
     digest, size = desc["digest"], desc["size"]
     if layout.has_blob(digest, size):
@@ -112,7 +116,7 @@ def _fetch_blob(client: object, layout: Layout, desc: dict,
         return
     progress(f"Copying blob {digest} ({size} bytes)")
     with layout.blob_writer(digest, size) as w:
-        for chunk in client.blob_chunks(digest):  # type: ignore[attr-defined]
+        for chunk in client.blob_chunks(digest):
             w.write(chunk)
         w.commit()
 

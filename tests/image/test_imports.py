@@ -1,0 +1,27 @@
+"""Import hygiene: the hot path stays lean and the image side uses only the runtime's
+default spec (design: the runtime never imports the image side; the image side imports
+``ketch.runtime.spec.default`` only)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+IMAGE_SRC = Path(__file__).resolve().parents[2] / "image"
+
+
+def test_requests_is_only_loaded_by_pull() -> None:
+    code = ("import sys, ketch.image.cli, ketch.image.unpack, ketch.image.importer, "
+            "ketch.image.image, ketch.image.registry\n"
+            "assert 'requests' not in sys.modules, 'requests imported eagerly'\n"
+            "import ketch.image.pull\n"
+            "assert 'requests' not in sys.modules, 'pull imports requests at module level'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_the_default_spec_is_imported_from_the_runtime() -> None:
+    pattern = re.compile(r"^\s*(?:from|import)\s+(ketch\.runtime[\w.]*)", re.M)
+    used = {m for f in IMAGE_SRC.rglob("*.py") for m in pattern.findall(f.read_text())}
+    assert used == {"ketch.runtime.spec.default"}
