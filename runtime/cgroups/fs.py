@@ -14,17 +14,20 @@ import contextlib
 import errno
 import os
 import time
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Hierarchy:
-    """One mounted cgroup hierarchy of the host."""
+    """One mounted cgroup hierarchy of the host: ``mount_point`` (e.g.
+    /sys/fs/cgroup/memory), ``mount_root`` (the hierarchy path seen there,
+    mountinfo field 4), ``controllers`` (("memory",), ("name=systemd",), or ()
+    for cgroup2)."""
 
-    mount_point: str      # e.g. /sys/fs/cgroup/memory
-    mount_root: str       # the hierarchy path seen at the mount point (mountinfo field 4)
-    controllers: tuple[str, ...]   # ("memory",), ("name=systemd",) or () for cgroup2
-    unified: bool
+    def __init__(self, mount_point: str, mount_root: str, controllers: tuple[str, ...],
+                 unified: bool) -> None:
+        self.mount_point = mount_point
+        self.mount_root = mount_root
+        self.controllers = controllers
+        self.unified = unified
 
     def own_cgroup(self, pid: str = "self") -> str:
         """This process's cgroup path in this hierarchy (from /proc/PID/cgroup)."""

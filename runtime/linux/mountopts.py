@@ -7,8 +7,6 @@ runc does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ketch.runtime import syscalls as s
 
 # name -> (clear?, flag): "clear" options remove a flag (e.g. rw clears MS_RDONLY)
@@ -62,13 +60,16 @@ _PROPAGATION: dict[str, int] = {
 PROPAGATION_NAMES = frozenset(_PROPAGATION)
 
 
-@dataclass
 class MountOptions:
-    """The parsed form of a mount's ``options`` list."""
+    """The parsed form of a mount's ``options`` list: mount flags, propagation
+    changes (applied after the mount, in order) and filesystem data."""
 
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
+    __slots__ = ("data", "flags", "propagation")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.data: list[str] = []
 
     @property
     def is_bind(self) -> bool:

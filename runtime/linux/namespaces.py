@@ -9,7 +9,6 @@ apply to children, which is why the init is forked after unsharing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.syscalls import Syscalls
@@ -32,12 +31,13 @@ PROC_NAMES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
 class NamespacePlan:
-    """What to do about namespaces, computed from the config."""
+    """What to do about namespaces, computed from the config: ``new`` types to
+    create, ``join`` (type, path) pairs to enter, the user namespace first."""
 
-    new: frozenset[str]          # types to create
-    join: tuple[tuple[str, str], ...]   # (type, path) to enter, in config order
+    def __init__(self, new: frozenset[str], join: tuple[tuple[str, str], ...]) -> None:
+        self.new = new
+        self.join = join
 
     @classmethod
     def from_spec(cls, spec: dict) -> NamespacePlan:

@@ -19,7 +19,6 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups import fs as cgroupfs
@@ -33,17 +32,18 @@ class RootfsError(KetchError):
     """Setting up the rootfs failed; the message names the mount or path."""
 
 
-@dataclass(frozen=True)
 class Device:
-    """A device node to create in the container (config-linux.md "Devices")."""
+    """A device node to create in the container (config-linux.md "Devices").
 
-    path: str
-    kind: str  # "c", "b", "u" or "p"
-    major: int
-    minor: int
-    file_mode: int = 0o666
-    uid: int = 0
-    gid: int = 0
+    ``kind`` is "c", "b", "u" or "p"; ``file_mode`` the permission bits.
+    """
+
+    __slots__ = ("file_mode", "gid", "kind", "major", "minor", "path", "uid")
+
+    def __init__(self, path: str, kind: str, major: int, minor: int,
+                 file_mode: int = 0o666, uid: int = 0, gid: int = 0) -> None:
+        self.path, self.kind, self.major, self.minor = path, kind, major, minor
+        self.file_mode, self.uid, self.gid = file_mode, uid, gid
 
 
 # config-linux.md "Default Devices"
