@@ -38,7 +38,7 @@ def make_rootfs(root: Path) -> Path:
 
 
 @pytest.fixture
-def rootfs(tmp_path: Path) -> Path:
+def rootfs(debian_tools: None, tmp_path: Path) -> Path:
     return make_rootfs(tmp_path / "rootfs")
 
 
