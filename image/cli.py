@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
 from ketch.image.errors import ImageError
 from ketch.image.reference import DEFAULT_TAG, parse_layout_arg
 

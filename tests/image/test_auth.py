@@ -1,4 +1,5 @@
 import pytest
+
 from ketch.image.errors import AuthError
 from ketch.image.registry.auth import basic_header, is_loopback, parse_challenges
 

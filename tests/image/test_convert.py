@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ketch.image.convert import convert, merge_env, resolve_user
 from ketch.image.errors import ConvertError
 from ketch.runtime.spec.default import DEFAULT_PATH, default_spec

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from ketch.image.platforms import host_platform
 
 from .helpers import F, check_layout, ketch_image_cmd, layout_tags, listing, make_tar, run_ki

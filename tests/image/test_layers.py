@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from ketch.image.errors import LayerError
 from ketch.image.layers.apply import LayerApplier
 from ketch.image.paths import Root

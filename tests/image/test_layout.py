@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from ketch.image import oci
 from ketch.image.errors import DigestError, LayoutError
 from ketch.image.layout import Layout

@@ -1,4 +1,5 @@
 import pytest
+
 from ketch.image import oci
 from ketch.image.errors import DigestError, ManifestError
 

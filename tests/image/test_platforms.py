@@ -1,4 +1,5 @@
 import pytest
+
 from ketch.image.errors import PlatformError
 from ketch.image.platforms import Platform, host_platform, parse_platform, select_manifest
 

@@ -1,4 +1,5 @@
 import pytest
+
 from ketch.image.errors import ReferenceFormatError
 from ketch.image.reference import Reference, parse_layout_arg, parse_reference
 

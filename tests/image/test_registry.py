@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ketch.image.platforms import host_platform
 
 from .conftest import TOKEN_PASS, TOKEN_USER, Registry, skopeo_copy
