@@ -20,6 +20,7 @@ import tty
 from ketch.runtime import log
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups.fs import CgroupManager
+from ketch.runtime.cgroups.resources import apply_resources
 from ketch.runtime.errors import (
     ContainerNotRunningError,
     InvalidStateError,
@@ -104,8 +105,13 @@ class Container:
         cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
         try:
             os.mkfifo(state_dir.fifo, 0o622)
+            os.chmod(state_dir.fifo, 0o622)  # mkfifo honours the umask
+            # The init opens the fifo as the container's root, which a user
+            # namespace maps to another host uid (runc does the same chown).
+            os.chown(state_dir.fifo, _host_id(spec, "uidMappings"), _host_id(spec, "gidMappings"))
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
             cgroup.create()
+            apply_resources(cgroup, spec, log.warning)
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
@@ -344,6 +350,14 @@ def list_containers(root: str) -> list[Container]:
         with contextlib.suppress(KetchError):
             found.append(Container.load(root, container_id))
     return found
+
+
+def _host_id(spec: dict, key: str) -> int:
+    """Host id of the container's id 0 under ``linux.<key>``, 0 without a mapping."""
+    for m in (spec.get("linux") or {}).get(key) or []:
+        if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+            return m["hostID"] - m["containerID"]
+    return 0
 
 
 def _write_pid_file(path: str, pid: int) -> None:
