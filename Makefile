@@ -34,7 +34,8 @@ $(VENV)/.installed: pyproject.toml setup.py runtime/syscalls/_build.py
 
 venv: $(VENV)/.installed
 
-# The main job: busybox-static -> image -> bundle -> container.
+# The main job: busybox-static -> image (ketch-image import) -> bundle
+# (ketch-image unpack) -> container (ketch run), which prints what it sees.
 demo: venv
 	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)/rootfs/bin $(DEMO_DIR)/rootfs/etc
 	@cp /bin/busybox $(DEMO_DIR)/rootfs/bin/busybox
@@ -42,9 +43,16 @@ demo: venv
 	@printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > $(DEMO_DIR)/rootfs/etc/passwd
 	@printf 'root:x:0:\nnogroup:x:65534:\n' > $(DEMO_DIR)/rootfs/etc/group
 	@mkdir -p $(DEMO_DIR)/rootfs/proc $(DEMO_DIR)/rootfs/sys $(DEMO_DIR)/rootfs/dev $(DEMO_DIR)/rootfs/tmp
-	$(BIN)/ketch-image import $(DEMO_DIR)/rootfs $(DEMO_DIR)/layout:busybox
+	@printf '%s\n' '#!/bin/sh' \
+	    'echo "hostname:   $$(hostname)"' \
+	    'echo "user:       $$(id)"' \
+	    'echo "processes:"; ps -o pid,comm' \
+	    'echo "root mount: $$(awk '"'"'$$5 == "/"'"'"' /proc/self/mountinfo)"' \
+	    > $(DEMO_DIR)/rootfs/bin/ketch-demo && chmod 755 $(DEMO_DIR)/rootfs/bin/ketch-demo
+	$(BIN)/ketch-image import --cmd '["/bin/ketch-demo"]' $(DEMO_DIR)/rootfs $(DEMO_DIR)/layout:busybox
 	$(BIN)/ketch-image unpack $(DEMO_DIR)/layout:busybox $(DEMO_DIR)/bundle
-	$(PY) -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["process"]["terminal"]=False; c["hostname"]="ketch-demo"; c["process"]["args"]=["sh","-c","echo \"hostname: $$(hostname)\"; echo \"processes:\"; ps -o pid,args; echo \"root mount:\"; grep \" / / \" /proc/self/mountinfo"]; json.dump(c,open(p,"w"),indent=2)' $(DEMO_DIR)/bundle/config.json
+	@# a plain pipe instead of a pty, and a hostname of our own
+	$(PY) -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["process"]["terminal"]=False; c["hostname"]="ketch-demo"; json.dump(c,open(p,"w"),indent=2)' $(DEMO_DIR)/bundle/config.json
 	$(BIN)/ketch --root $(DEMO_DIR)/state run --bundle $(DEMO_DIR)/bundle ketch-demo
 
 test: venv
