@@ -71,7 +71,9 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
         if init_pid:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(init_pid, 0)
-        raise ProcessError(str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}") from e
+        reason = str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}"
+        # runc's wording; callers such as containerd show it to users as is
+        raise ProcessError(f"unable to start container process: {reason}") from e
     finally:
         parent_end.close()
 
