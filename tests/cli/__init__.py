@@ -1,0 +1,1 @@
+"""Tests of ``ketch.runtime.cli``: runc's command line, log formats and verbs."""
