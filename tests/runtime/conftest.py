@@ -235,9 +235,10 @@ class Runtime:
                           err.read().decode(errors="replace"))
 
     def norm(self, msg: str) -> str:
-        """``msg`` with this runtime's name replaced by ``RUNTIME`` (runc says
-        ``runc create failed: ...`` where ketch says ``ketch create failed: ...``)."""
-        return re.sub(rf"\b{re.escape(self.name)}\b", "RUNTIME", msg)
+        """``msg`` with the program name (``runc`` or ``ketch``) replaced by ``RUNTIME``:
+        runc says ``runc create failed: ...`` where ketch says ``ketch create failed: ...``,
+        and ketch may quote runc's text (``... if runc will detach ...``) verbatim."""
+        return re.sub(r"\b(runc|ketch)\b", "RUNTIME", msg)
 
     def new_id(self, tag: str = "c") -> str:
         cid = f"kt-{tag}-{uuid.uuid4().hex[:10]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Runtime, alive, cmdline, wait_until
+from .conftest import Runtime, alive, cgroup_leftovers, cmdline, wait_until
 
 SLEEP = ["sleep", "1000"]
 
@@ -59,6 +59,7 @@ def test_lifecycle(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
     assert wait_until(lambda: cmdline(pid) == SLEEP), cmdline(pid)
     st = rt.state(cid)
     assert (st["status"], st["pid"]) == ("running", pid)
+    assert cgroup_leftovers(cid), "no cgroup directory named after the container"
 
     r = rt("list")
     assert r.rc == 0, str(r)
@@ -84,6 +85,7 @@ def test_lifecycle(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
     assert r.rc == 1 and r.msg == "container does not exist", str(r)
     assert not (rt.root / cid).exists()
     assert rt("list", "-q").out == ""
+    assert cgroup_leftovers(cid) == []
 
 
 @pytest.mark.parametrize("signame", ["TERM", "SIGTERM", "15", None])

@@ -1,0 +1,298 @@
+"""What the container's process inherits and how the foreground ``run`` relays to
+it: file descriptors, signals, terminals (a proxied pty for ``run``, the pty
+master over SCM_RIGHTS for ``--console-socket``). Each test runs under runc
+(the reference) and ketch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import select
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Runtime, wait_until
+
+
+def read_until_closed(fd: int, timeout: float = 10.0, until: bytes | None = None) -> bytes:
+    """Read ``fd`` (a pty master or a pipe) until EOF/EIO, ``until`` is seen, or timeout."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: every slave fd is closed
+            break
+        if not data:
+            break
+        buf += data
+        if until is not None and until in buf:
+            break
+    return buf
+
+
+# -- file descriptors -----------------------------------------------------------------------
+
+
+def fd_numbers(out: str) -> set[int]:
+    return {int(x) for x in out.split()}
+
+
+def test_no_fd_leak(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """Extra fds open in the runtime's caller do not reach the container: ``ls`` sees
+    0, 1, 2 and its own directory fd only."""
+    rt = any_runtime
+    bundle = make_bundle(["ls", "/proc/self/fd"])
+    r_pipe, w_pipe = os.pipe()
+    f = open(tmp_path / "extra", "w")  # noqa: SIM115 - closed below
+    high = os.dup2(f.fileno(), 57, inheritable=True)
+    extra = (r_pipe, w_pipe, f.fileno(), high)
+    try:
+        for fd in extra:
+            os.set_inheritable(fd, True)
+        r = rt("run", "--bundle", str(bundle), rt.new_id("fd"), pass_fds=extra)
+    finally:
+        for fd in (r_pipe, w_pipe, high):
+            os.close(fd)
+        f.close()
+    assert r.rc == 0, str(r)
+    fds = fd_numbers(r.out)
+    assert {0, 1, 2} <= fds and len(fds - {0, 1, 2}) == 1, f"{rt.name}: fds {sorted(fds)}\n{r}"
+    assert not fds & set(extra) - {3}, f"{rt.name}: leaked {sorted(fds)}"
+
+
+def test_no_fd_leak_into_created_init(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """The same for create/start: the init kept around between create and start holds
+    no extra descriptor of the caller's either."""
+    rt = any_runtime
+    mark = {"destination": "/mark", "type": "bind", "source": str(tmp_path), "options": ["rbind", "rw"]}
+    bundle = make_bundle(["sh", "-c", "ls /proc/self/fd > /mark/fds"],
+                         edit=lambda c: c["mounts"].append(mark))
+    r_pipe, w_pipe = os.pipe()
+    try:
+        cid = rt.new_id("fd")
+        r = rt("create", "--bundle", str(bundle), cid, pass_fds=(r_pipe, w_pipe))
+        assert r.rc == 0, str(r)
+        pid = rt.state(cid)["pid"]
+        held = {int(x) for x in os.listdir(f"/proc/{pid}/fd")}
+        targets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in held}
+        own = os.readlink(f"/proc/self/fd/{r_pipe}"), os.readlink(f"/proc/self/fd/{w_pipe}")
+        assert not set(own) & targets, f"{rt.name}: init holds the caller's pipe: {targets}"
+        assert rt("start", cid).rc == 0
+        assert wait_until(lambda: rt.status(cid) == "stopped")
+    finally:
+        os.close(r_pipe)
+        os.close(w_pipe)
+    fds = fd_numbers((tmp_path / "fds").read_text())
+    assert {0, 1, 2} <= fds and len(fds) == 4, f"{rt.name}: {sorted(fds)}"
+
+
+def test_preserve_fds(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """``--preserve-fds 1`` hands fd 3 to the container, and nothing beyond it."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "cat <&3; ls /proc/self/fd"])
+    src = tmp_path / "payload"
+    src.write_text("payload\n")
+    extra = os.open(src, os.O_RDONLY)  # an inheritable fd above 3 that must not get through
+    argv = rt.argv("run", "--preserve-fds", "1", "--bundle", str(bundle), rt.new_id("fd"))
+    try:
+        with tempfile.TemporaryFile() as out:
+            # fd 3 is set up in a child shell: in this process it may be pytest's own
+            p = subprocess.run(["sh", "-c", 'exec 3<"$0"; exec "$@"', str(src), *argv],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                               pass_fds=(extra,), timeout=30)
+            out.seek(0)
+            text = out.read().decode()
+    finally:
+        os.close(extra)
+    assert p.returncode == 0, f"{rt.name}: {text}"
+    first, *rest = text.splitlines()
+    assert first == "payload", f"{rt.name}: {text}"
+    fds = {int(x) for x in rest}
+    assert {0, 1, 2, 3} <= fds and len(fds) == 5, f"{rt.name}: {sorted(fds)} (extra fd was {extra})"
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 42), (signal.SIGINT, 43),
+                                           (signal.SIGHUP, 44), (signal.SIGUSR1, 45)])
+def test_foreground_run_forwards_signals(any_runtime: Runtime, make_bundle, sig, code) -> None:
+    """A signal sent to the foreground ``run`` process reaches the container's init."""
+    rt = any_runtime
+    name = signal.Signals(sig).name[3:]
+    bundle = make_bundle(["sh", "-c", f'trap "exit {code}" {name}; echo ready; '
+                          "while :; do sleep 0.05; done"])
+    p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), rt.new_id("sig")),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert read_until_closed(p.stdout.fileno(), until=b"ready\n") == b"ready\n"
+        p.send_signal(sig)
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        err = p.stderr.read().decode()
+        p.stdout.close()
+        p.stderr.close()
+    assert rc == code, f"{rt.name}: exit {rc}, stderr {err!r}"
+    assert err == ""
+
+
+def test_foreground_run_killed_by_signal(any_runtime: Runtime, make_bundle) -> None:
+    """An init without a handler, killed from outside: ``run`` exits 128+N."""
+    rt = any_runtime
+    cid = rt.new_id("sig")
+    bundle = make_bundle(["sh", "-c", "echo ready; while :; do sleep 0.05; done"])
+    p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), cid),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert read_until_closed(p.stdout.fileno(), until=b"ready\n") == b"ready\n"
+        os.kill(rt.state(cid)["pid"], signal.SIGKILL)
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    assert rc == 137, f"{rt.name}: exit {rc}"
+    assert rt.state(cid) is None, "run did not delete the container after it exited"
+
+
+# -- terminals -------------------------------------------------------------------------------
+
+TTY_SCRIPT = "echo hi; tty; stty size; exit 7"
+
+
+def test_run_terminal_proxied(any_runtime: Runtime, make_bundle) -> None:
+    """``run`` of a ``terminal: true`` bundle without a console socket allocates a
+    pty and copies it to the caller's terminal (here a pty we hold the master of)."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", TTY_SCRIPT], terminal=True)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    try:
+        p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), rt.new_id("tty")),
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        out = read_until_closed(master)
+        rc = p.wait(timeout=10)
+    finally:
+        os.close(master)
+    assert (rc, out) == (7, b"hi\r\n/dev/pts/0\r\n33 101\r\n"), f"{rt.name}: rc={rc} out={out!r}"
+
+
+def test_run_terminal_under_script(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """The same through util-linux ``script`` (how a user at a terminal runs it)."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "echo hi-from-tty; exit 3"], terminal=True)
+    cmd = " ".join(rt.argv("run", "--bundle", str(bundle), rt.new_id("tty")))
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                           stdout=out, stderr=subprocess.STDOUT, timeout=20)
+        out.seek(0)
+        text = out.read()
+    assert p.returncode == 3, f"{rt.name}: rc={p.returncode} out={text!r}"
+    assert b"hi-from-tty\r\n" in text, f"{rt.name}: {text!r}"
+
+
+class ConsoleReceiver:
+    """A unix socket that accepts one connection and receives one fd (the pty master)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.sock.settimeout(20)
+        self.fd: int | None = None
+        self.name = b""
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+                self.name = msg
+                self.fd = fds[0] if fds else None
+        except BaseException as e:  # reported by wait()
+            self.error = e
+
+    def wait(self) -> int:
+        self.thread.join(20)
+        self.sock.close()
+        if self.error:
+            raise self.error
+        assert self.fd is not None, "no fd received"
+        return self.fd
+
+
+def test_console_socket(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """``create --console-socket`` sends the pty master over SCM_RIGHTS; what the
+    container writes to its stdout arrives on it, and what we write is its stdin."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "echo started; tty; read line; echo got:$line; exit 5"],
+                         terminal=True)
+    receiver = ConsoleReceiver(tmp_path / "console.sock")
+    cid = rt.new_id("cons")
+    r = rt("create", "--console-socket", str(receiver.path), "--bundle", str(bundle), cid)
+    assert r.rc == 0, str(r)
+    master = receiver.wait()
+    try:
+        mode = os.fstat(master).st_mode
+        assert os.major(os.fstat(master).st_rdev) == 5 and (mode & 0o170000) == 0o020000, \
+            "not the ptmx master"
+        assert rt("start", cid).rc == 0
+        head = read_until_closed(master, until=b"/dev/pts/0\r\n")
+        assert head == b"started\r\n/dev/pts/0\r\n", f"{rt.name}: {head!r}"
+        os.write(master, b"hello\n")
+        tail = read_until_closed(master, until=b"got:hello\r\n")
+        assert tail.endswith(b"got:hello\r\n"), f"{rt.name}: {tail!r}"
+        assert wait_until(lambda: rt.status(cid) == "stopped")
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(master)
+
+
+def test_console_socket_rejections(runc: Runtime, ketch: Runtime, make_bundle, tmp_path: Path) -> None:
+    """The terminal/console-socket combinations runc refuses, refused the same way."""
+    tty_bundle = make_bundle(["true"], terminal=True)
+    plain_bundle = make_bundle(["true"])
+    sock = tmp_path / "unused.sock"
+    seen = {}
+    for rt in (runc, ketch):
+        rows = []
+        for args in (["create", "--bundle", str(tty_bundle)],
+                     ["run", "--detach", "--bundle", str(tty_bundle)],
+                     ["create", "--console-socket", str(sock), "--bundle", str(plain_bundle)],
+                     ["run", "--console-socket", str(sock), "--bundle", str(tty_bundle)],
+                     ["run", "--detach", "--console-socket", str(sock), "--bundle", str(tty_bundle)]):
+            r = rt(*args, rt.new_id("rej"))
+            rows.append((" ".join(a for a in args if a.startswith("-") or a.isalpha()),
+                         r.rc, rt.norm(r.msg)))
+        for cid in os.listdir(rt.root) if rt.root.exists() else []:
+            rows.append(("left behind", cid))
+        seen[rt.name] = rows
+    diff = [f"  runc:  {r}\n  ketch: {k}" for r, k in zip(seen["runc"], seen["ketch"], strict=False)
+            if r != k]
+    assert len(seen["runc"]) == len(seen["ketch"]) and not diff, \
+        "ketch differs from runc:\n" + "\n".join(diff)
