@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ketch.runtime.cli import log
+from ketch.runtime.cli import log, output
 from ketch.runtime.cli.flags import BOOL, HELP, INT, STRING, Flag, FlagError, Parsed, parse, reorder
+from ketch.runtime.cli.output import StdoutClosed
 
 APP_NAME = "ketch"
 VERSION = "0.1.0"
@@ -145,8 +146,7 @@ def _stderr(text: str) -> None:
 
 
 def _stdout(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    output.write(text)
 
 
 def version_text() -> str:
@@ -175,6 +175,14 @@ def _abs(path: str) -> str:
 
 def run(argv: list[str]) -> int:
     """Parse ``argv`` (with argv[0]) and run the command; returns the exit status."""
+    try:
+        return _run(argv)
+    except StdoutClosed:
+        _die_of_sigpipe()
+        return 141
+
+
+def _run(argv: list[str]) -> int:
     prog = program_name(argv[0] if argv else "")
     gflags = global_flags()
     try:
@@ -252,9 +260,8 @@ def _run_command(prog: str, cmd: Command, g: Parsed, root: str) -> int:
     try:
         module = __import__(f"ketch.runtime.cli.commands.{cmd.name}", fromlist=["run"])
         return int(module.run(ctx))
-    except BrokenPipeError:
-        _die_of_sigpipe()
-        return 141
+    except StdoutClosed:
+        raise
     except KeyboardInterrupt:
         return 130
     except Exception as e:

@@ -15,9 +15,8 @@ computes it for ``list`` only. Any other format: ``invalid format option``.
 from __future__ import annotations
 
 import os
-import sys
 
-from ketch.runtime.cli import backend, gofmt
+from ketch.runtime.cli import backend, gofmt, output
 from ketch.runtime.cli.commands.state import ordered_state
 from ketch.runtime.errors import UsageError
 
@@ -63,19 +62,17 @@ def table(rows: list[list[str]], minwidth: int = 12, padding: int = 3) -> str:
 
 def run(ctx: Context) -> int:
     items = records(ctx.root)
-    out = sys.stdout
     if ctx.opts["quiet"]:
-        out.write("".join(f"{s['id']}\n" for s in items))
+        output.write("".join(f"{s['id']}\n" for s in items))
+        return 0
+    fmt = ctx.opts["format"]
+    if fmt == "table":
+        rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        rows += [[str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]),
+                  str(s["created"]), str(s["owner"])] for s in items]
+        output.write(table(rows))
+    elif fmt == "json":
+        output.write(gofmt.dumps(items or None) + "\n")
     else:
-        fmt = ctx.opts["format"]
-        if fmt == "table":
-            rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
-            rows += [[str(s["id"]), str(s["pid"]), str(s["status"]), str(s["bundle"]),
-                      str(s["created"]), str(s["owner"])] for s in items]
-            out.write(table(rows))
-        elif fmt == "json":
-            out.write(gofmt.dumps(items or None) + "\n")
-        else:
-            raise UsageError("invalid format option")
-    out.flush()
+        raise UsageError("invalid format option")
     return 0

@@ -9,9 +9,7 @@ and trailing zeros dropped), with no newline after the closing brace.
 
 from __future__ import annotations
 
-import sys
-
-from ketch.runtime.cli import backend, gofmt
+from ketch.runtime.cli import backend, gofmt, output
 from ketch.runtime.cli.commands.create import container_id
 
 TYPE_CHECKING = False
@@ -41,6 +39,5 @@ def ordered_state(state: dict) -> dict:
 
 def run(ctx: Context) -> int:
     container = backend.get().Container.load(ctx.root, container_id(ctx))
-    sys.stdout.write(gofmt.dumps(ordered_state(container.state()), "  "))
-    sys.stdout.flush()
+    output.write(gofmt.dumps(ordered_state(container.state()), "  "))
     return 0
