@@ -59,6 +59,15 @@ def test_create_errors_are_prefixed(ketch, fake) -> None:
     assert r.rc == 1 and msg(r.err) == "ketch create failed: container id cannot be empty"
 
 
+def test_create_checks_rootless_like_runc(ketch, fake) -> None:
+    for ok in ("true", "FALSE", "auto", "AUTO", "1", ""):
+        assert ketch(f"--rootless={ok}", "create", "-b", "/b", f"c-{ok}").rc == 0, ok
+    r = ketch("--rootless", "maybe", "run", "-b", "/b", "c1")
+    assert r.rc == 1 and fake.names() == ["create"] * 6
+    assert msg(r.err) == 'ketch run failed: strconv.ParseBool: parsing \\"maybe\\": invalid syntax'
+    assert ketch("--rootless", "maybe", "list").rc == 0
+
+
 # ----------------------------------------------------------------- start
 def test_start(ketch, fake) -> None:
     fake.add("c1", status="created")

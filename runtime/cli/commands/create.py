@@ -5,7 +5,8 @@ runc's ``create``: ``--bundle/-b`` (default: the current directory),
 ``revisePidFile``), ``--console-socket`` (runc reads the bundle after
 changing into it, so a relative socket path is relative to the bundle),
 ``--no-pivot``, ``--no-new-keyring``, ``--preserve-fds N`` (runc ignores a
-negative N). Errors are reported as ``ketch create failed: ...``.
+negative N). The global ``--rootless`` must be true/false/auto (runc checks
+it here). Errors are reported as ``ketch create failed: ...``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ketch.runtime.cli import backend
-from ketch.runtime.errors import InvalidIDError
+from ketch.runtime.errors import InvalidIDError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,8 +35,23 @@ def absolute(path: str) -> str:
     return "/" + p.lstrip("/") if p.startswith("//") else p
 
 
+def check_rootless(value: str) -> None:
+    """runc's ``parseBoolOrAuto`` of the global ``--rootless`` (checked by create/run only)."""
+    if value == "" or value.lower() == "auto":
+        return
+    from ketch.runtime.cli.flags import parse_bool
+
+    try:
+        parse_bool(value)
+    except ValueError:
+        from ketch.runtime.cli.gofmt import quote
+
+        raise UsageError(f"strconv.ParseBool: parsing {quote(value)}: invalid syntax") from None
+
+
 def create_options(ctx: Context) -> tuple[str, dict[str, object]]:
     """The bundle and the keyword arguments of ``Container.create`` from the flags."""
+    check_rootless(str(ctx.globals["rootless"]))
     o = ctx.opts
     bundle = absolute(str(o["bundle"]) or os.getcwd())
     pid_file = str(o["pid-file"])
