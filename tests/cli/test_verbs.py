@@ -119,8 +119,13 @@ def test_run_passes_create_options(ketch, fake) -> None:
     assert ketch("run", "-d", "--no-subreaper", "--pid-file", "/p", "--preserve-fds", "1",
                  "--no-pivot", "--no-new-keyring", "--console-socket", "/s", "-b", "/b", "c1").rc == 0
     assert fake.calls[0] == ("create", "c1", ("/run/ketch", "/b"), {
-        "pid_file": "/p", "console_socket": "/s", "no_pivot": True, "preserve_fds": 1,
-        "no_new_keyring": True})
+        "detach": True, "pid_file": "/p", "console_socket": "/s", "no_pivot": True,
+        "preserve_fds": 1, "no_new_keyring": True})
+
+
+def test_run_in_foreground_creates_without_detach(ketch, fake) -> None:
+    ketch("run", "-b", "/b", "c1")
+    assert fake.calls[0][3]["detach"] is False
 
 
 def test_run_start_failure_deletes_unless_keep(ketch, fake) -> None:

@@ -31,7 +31,8 @@ def run(ctx: Context) -> int:
     keep = bool(ctx.opts["keep"])
     if kwargs["console_socket"] and not detach:
         raise UsageError("cannot use console socket if ketch will not detach or allocate tty")
-    container = backend.get().Container.create(ctx.root, cid, bundle, **kwargs)
+    # In the foreground a terminal is proxied through this process (no console socket).
+    container = backend.get().Container.create(ctx.root, cid, bundle, detach=detach, **kwargs)
     try:
         container.start()
         if detach:
