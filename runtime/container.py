@@ -343,6 +343,21 @@ def _proxy_terminal(master: int, pid: int) -> int:
         os.close(master)
 
 
+def remove_stale_state(root: str, container_id: str) -> None:
+    """Remove ``<root>/<id>`` when it holds no state.json (an aborted create).
+
+    Raises ``InvalidIDError`` for an invalid ID; a live container is never touched.
+    """
+    state_dir = StateDir(root, container_id)
+    if state_dir.exists() or not os.path.isdir(state_dir.path):
+        return
+    # A create in progress holds the lock and has not written state.json yet.
+    if state_dir.try_lock():
+        if not state_dir.exists():
+            state_dir.remove()
+        state_dir.unlock()
+
+
 def list_containers(root: str) -> list[Container]:
     """Every container under ``root``, sorted by ID; unreadable ones are skipped."""
     found = []

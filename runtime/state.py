@@ -72,6 +72,20 @@ class StateDir:
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
 
+    def try_lock(self) -> bool:
+        """Take the lock if it is free (creating the lock file); False if it is held."""
+        try:
+            fd = os.open(os.path.join(self.path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -93,6 +93,9 @@ class FakeBackend:
         self.fail: dict[str, BaseException] = {}
         self.Container = FakeContainer._bind(self)
 
+    def remove_stale_state(self, root: str, container_id: str) -> None:
+        self.calls.append(("remove_stale_state", container_id, (root,), {}))
+
     def list_containers(self, root: str) -> list[FakeContainer]:
         self.calls.append(("list_containers", "", (root,), {}))
         return list(self.containers.values())

@@ -22,6 +22,9 @@ def run(ctx: Context) -> int:
     try:
         container = backend.get().Container.load(ctx.root, container_id(ctx))
     except ContainerNotExistError:
+        # An aborted create can leave <root>/<id> without state.json: remove it
+        # (as runc does), then still report the container as missing unless forced.
+        backend.get().remove_stale_state(ctx.root, container_id(ctx))
         if force:
             return 0
         raise
