@@ -7,8 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 from ketch.runtime.errors import ConfigError
 from ketch.runtime.spec import _generated_config_validator, codegen, validate
 

@@ -8,8 +8,9 @@ jsonschema also blames (itself, or the object that lacks a required member).
 
 from __future__ import annotations
 
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 from ketch.runtime.errors import ConfigError
 from ketch.runtime.spec import _generated_config_validator as generated
 

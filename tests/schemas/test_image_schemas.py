@@ -13,8 +13,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 
 from . import samples
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import pytest
+
 from ketch.runtime.errors import ConfigError
 from ketch.runtime.spec import validate
 from ketch.runtime.spec.default import default_spec

@@ -6,8 +6,9 @@ import json
 import shutil
 import subprocess
 
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 
 
 def _errors(name: str, doc: object) -> list[str]:

@@ -7,8 +7,9 @@ message comes from ``semantics`` / ``semantics_linux``.
 
 from __future__ import annotations
 
-import ketch.schemas
 import pytest
+
+import ketch.schemas
 from ketch.runtime.errors import ConfigError
 from ketch.runtime.spec.default import default_spec
 from ketch.runtime.spec.semantics import check_env, check_process
