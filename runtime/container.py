@@ -9,6 +9,7 @@ rules; error texts are runc's where callers match them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -29,7 +30,8 @@ from ketch.runtime.errors import (
 )
 from ketch.runtime.linux.console import connect_console_socket, receive_master
 from ketch.runtime.process.init import InitOptions
-from ketch.runtime.process.parent import spawn_init
+from ketch.runtime.process.parent import spawn_exec, spawn_init
+from ketch.runtime.process.setns import ExecOptions
 from ketch.runtime.state import StateDir, list_ids
 
 CREATED, RUNNING, STOPPED = "created", "running", "stopped"
@@ -90,17 +92,8 @@ class Container:
         state_dir = StateDir(root, container_id)
         bundle = os.path.abspath(bundle)
         spec = load_config(bundle)
-        terminal = bool((spec.get("process") or {}).get("terminal"))
-        if terminal and console_socket is None and detach:
-            raise KetchError("cannot allocate tty if runc will detach without setting console socket")
-        if not terminal and console_socket is not None:
-            raise KetchError("cannot use console socket if runc will not allocate tty")
-        console_ours = console_theirs = None
-        if terminal:
-            if console_socket is not None:
-                console_theirs = connect_console_socket(console_socket)
-            else:
-                console_ours, console_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        console_ours, console_theirs = _console_pair(
+            bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
         state_dir.create()
         cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
         try:
@@ -269,31 +262,91 @@ class Container:
                 os.waitpid(self.pid, os.WNOHANG)
             time.sleep(0.005)
 
+    def process_template(self) -> dict:
+        """A copy of the container's ``process`` object (runc ``exec`` starts from it)."""
+        return json.loads(json.dumps(self._doc["config"].get("process") or {}))
+
+    def exec(self, process: dict, *, detach: bool = False, pid_file: str | None = None,
+             console_socket: str | None = None, preserve_fds: int = 0,
+             debug: bool = False) -> int:
+        """Run ``process`` (a runtime-spec ``process`` object) inside the container,
+        in all its namespaces and its cgroup (runc ``exec``).
+
+        Returns 0 once started with ``detach``, else the process's exit code
+        (128+N when killed by signal N). Raises ``ConfigError`` for an invalid
+        ``process``, ``InvalidStateError`` for a stopped container,
+        ``ProcessError`` when it cannot be started.
+        """
+        from ketch.runtime.spec.validate import validate_config
+
+        validate_config({**self._doc["config"], "process": process})
+        if self.status() == STOPPED:
+            raise InvalidStateError("cannot exec in a stopped container")
+        ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
+        try:
+            s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+            opts = ExecOptions(self.pid, preserve_fds=preserve_fds, debug=debug,
+                               console_fd=theirs.fileno() if theirs else None)
+            try:
+                pid = spawn_exec(process, opts, self._cgroup(), log.emit)
+            finally:
+                if theirs is not None:
+                    theirs.close()
+            master = receive_master(ours) if ours is not None else None
+        finally:
+            if ours is not None:
+                ours.close()
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        if detach:
+            return 0
+        return _wait_for(pid, master)
+
     def wait_foreground(self) -> int:
         """For ``run`` without ``--detach``: forward signals to the init, reap it
         and any orphan handed to us (we are a subreaper), and return its exit
         code (128+N when killed by signal N)."""
-        pid = self.pid
+        return _wait_for(self.pid, self._console_master)
 
-        def forward(signum: int, _frame: object) -> None:
-            # waitpid is retried after a handler returns (PEP 475), so forward here.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
 
-        previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
-        try:
-            if self._console_master is not None:
-                return _proxy_terminal(self._console_master, pid)
-            while True:
-                try:
-                    reaped, status = os.waitpid(-1, 0)
-                except ChildProcessError:
-                    return 255
-                if reaped == pid:
-                    return _exit_code(status)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+def _console_pair(terminal: bool, console_socket: str | None,
+                  detach: bool) -> tuple[socket.socket | None, socket.socket | None]:
+    """(our end, the container's end) for the pty master: the caller's console
+    socket, or a socketpair we proxy when running in the foreground (runc's rules)."""
+    if terminal and console_socket is None and detach:
+        raise KetchError("cannot allocate tty if runc will detach without setting console socket")
+    if not terminal and console_socket is not None:
+        raise KetchError("cannot use console socket if runc will not allocate tty")
+    if not terminal:
+        return None, None
+    if console_socket is not None:
+        return None, connect_console_socket(console_socket)
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def _wait_for(pid: int, master: int | None) -> int:
+    """Forward signals to ``pid``, proxy its terminal if ``master``, reap it and
+    any orphan handed to us (we are a subreaper); return its exit code."""
+
+    def forward(signum: int, _frame: object) -> None:
+        # waitpid is retried after a handler returns (PEP 475), so forward here.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+    try:
+        if master is not None:
+            return _proxy_terminal(master, pid)
+        while True:
+            try:
+                reaped, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            if reaped == pid:
+                return _exit_code(status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _exit_code(status: int) -> int:

@@ -19,7 +19,18 @@ import os
 import sys
 
 from ketch.runtime.cli import log, output
-from ketch.runtime.cli.flags import BOOL, HELP, INT, STRING, Flag, FlagError, Parsed, parse, reorder
+from ketch.runtime.cli.flags import (
+    BOOL,
+    HELP,
+    INT,
+    SLICE,
+    STRING,
+    Flag,
+    FlagError,
+    Parsed,
+    parse,
+    reorder,
+)
 from ketch.runtime.cli.output import StdoutClosed
 
 APP_NAME = "ketch"
@@ -68,14 +79,17 @@ _PRESERVE = Flag(("preserve-fds",), INT, 0, "Pass N additional file descriptors 
 class Command:
     """A verb: its flags, runc's argument-count checks and its module."""
 
-    __slots__ = ("checks", "error_prefix", "flags", "name")
+    __slots__ = ("checks", "error_prefix", "flags", "name", "reorder")
 
     def __init__(self, name: str, flags: list[Flag], checks: list[tuple[str, int]],
-                 error_prefix: bool = False) -> None:
+                 error_prefix: bool = False, reorder: bool = True) -> None:
         self.name = name
         self.flags = flags
         self.checks = checks
         self.error_prefix = error_prefix
+        # urfave's SkipArgReorder is the negation (runc's exec sets it: the
+        # command's own flags follow the ID)
+        self.reorder = reorder
 
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
@@ -83,6 +97,20 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             [(EXACT, 1)], error_prefix=True),
     Command("delete", [Flag(("force", "f"), BOOL, usage="Forcibly deletes the container if it is"
                             " still running (uses SIGKILL)")], [(EXACT, 1)]),
+    Command("exec", [
+        _CONSOLE,
+        Flag(("cwd",), usage="current working directory in the container"),
+        Flag(("env", "e"), SLICE, usage="set environment variables"),
+        Flag(("tty", "t"), BOOL, usage="allocate a pseudo-TTY"),
+        Flag(("user", "u"), usage="UID (format: <uid>[:<gid>])"),
+        Flag(("additional-gids", "g"), SLICE, usage="additional gids"),
+        Flag(("process", "p"), usage="path to the process.json"),
+        Flag(("detach", "d"), BOOL, usage="detach from the container's process"),
+        _PID_FILE,
+        Flag(("no-new-privs",), BOOL, usage="set the no new privileges value for the process"),
+        Flag(("cap", "c"), SLICE, usage="add a capability to the bounding set for the process"),
+        _PRESERVE,
+    ], [(MIN, 1)], reorder=False),
     Command("kill", [Flag(("all", "a"), BOOL, usage="send the specified signal to all processes"
                           " inside the container")], [(MIN, 1), (MAX, 2)]),
     Command("list", [Flag(("format", "f"), STRING, "table", "select one of: table or json"),
@@ -237,7 +265,7 @@ def _run(argv: list[str]) -> int:
 
 def _run_command(prog: str, cmd: Command, g: Parsed, root: str) -> int:
     flags = [*cmd.flags, HELP]
-    args = reorder(flags, g.args[1:])
+    args = reorder(flags, g.args[1:]) if cmd.reorder else g.args[1:]
     try:
         opts = parse(flags, args)
     except FlagError as e:

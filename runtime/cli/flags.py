@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ketch.runtime.cli.gofmt import quote
 
-BOOL, STRING, INT = "bool", "string", "int"
+BOOL, STRING, INT, SLICE = "bool", "string", "int", "slice"
 _TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
 _FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
 _INT64_MAX = (1 << 63) - 1
@@ -41,7 +41,8 @@ class FlagError(Exception):
 
 class Flag:
     """One urfave flag: ``names`` (the first is the canonical one), a kind
-    (``BOOL``/``STRING``/``INT``), a default and the help line's text."""
+    (``BOOL``/``STRING``/``INT``, or ``SLICE``: urfave's StringSlice, each use
+    appends a value), a default and the help line's text."""
 
     __slots__ = ("default", "hidden", "kind", "names", "usage")
 
@@ -50,7 +51,7 @@ class Flag:
         self.names = names
         self.kind = kind
         if default is None:
-            default = {BOOL: False, STRING: "", INT: 0}[kind]
+            default = {BOOL: False, STRING: "", INT: 0, SLICE: ()}[kind]
         self.default = default
         self.usage = usage
         self.hidden = hidden
@@ -222,7 +223,9 @@ def parse(flags: list[Flag], args: list[str]) -> Parsed:
                     raise FlagError(f"flag needs an argument: -{name}")
                 value = args[i]
                 i += 1
-            if flag.kind == INT:
+            if flag.kind == SLICE:
+                raw[name] = (*raw.get(name, ()), value)  # type: ignore[misc]
+            elif flag.kind == INT:
                 try:
                     raw[name] = parse_int(value)
                 except ValueError as e:

@@ -10,7 +10,7 @@ descriptions is ketch's own. Only imported when a help screen is printed.
 from __future__ import annotations
 
 from ketch.runtime.cli import gofmt
-from ketch.runtime.cli.flags import BOOL, STRING, Flag
+from ketch.runtime.cli.flags import BOOL, INT, STRING, Flag
 
 APP_USAGE = """Open Container Initiative runtime
 
@@ -50,6 +50,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         _CONTAINER_ID,
         "The create command " + _BUNDLE_DESCRIPTION + "\n\nThe container's process waits"
         ' until "ketch start <container-id>" is run.',
+    ),
+    "exec": (
+        "execute new process inside the container",
+        "<container-id> <command> [command options]  || -p process.json <container-id>"
+        '\n\nWhere "<container-id>" is the name of the container and "<command>" the program'
+        '\nto start in it, with its arguments; "<command>" may be left out only when "-p"'
+        "\ngives the whole process as JSON. Flags for ketch exec go before the container id."
+        "\n\nEXAMPLE:\nTo list the processes of a running container:\n\n       # ketch exec <container-id> ps",
+        "",
     ),
     "delete": (
         "delete any resources held by the container often used with detached container",
@@ -122,7 +131,7 @@ def flag_line(flag: Flag) -> str:
     default = ""
     if flag.kind == STRING and flag.default:
         default = " (default: " + gofmt.quote(str(flag.default)) + ")"
-    elif flag.kind != STRING and flag.kind != BOOL:
+    elif flag.kind == INT:
         default = f" (default: {flag.default})"
     return names + "\t" + (flag.usage + default).strip()
 

@@ -33,10 +33,12 @@ def connect_console_socket(path: str) -> socket.socket:
     return sock
 
 
-def setup_console(sc: Syscalls, console_fd: int, size: dict | None) -> None:
-    """In the init after pivot_root: make a pty in the container's devpts,
-    bind its slave over ``/dev/console``, send the master over ``console_fd``
-    and make the slave the controlling terminal and stdio. Raises ``OSError``.
+def setup_console(sc: Syscalls, console_fd: int, size: dict | None, *,
+                  mount_console: bool = True) -> None:
+    """In the init after pivot_root (or an exec'd process after joining the
+    mount namespace): make a pty in the container's devpts, bind its slave
+    over ``/dev/console`` (init only), send the master over ``console_fd`` and
+    make the slave the controlling terminal and stdio. Raises ``OSError``.
     """
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -45,9 +47,11 @@ def setup_console(sc: Syscalls, console_fd: int, size: dict | None) -> None:
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    if not os.path.lexists("/dev/console"):
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
-    sc.mount(slave_path, "/dev/console", None, s.MS_BIND, None)
+    if mount_console:
+        if not os.path.lexists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600))
+        sc.mount(slave_path, "/dev/console", None, s.MS_BIND, None)
     sock = socket.socket(fileno=console_fd)
     try:
         socket.send_fds(sock, [b"/dev/ptmx"], [master])

@@ -61,7 +61,7 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
         keep = {chan.fileno(), opts.state_dir_fd}
         if opts.console_fd is not None:
             keep.add(opts.console_fd)
-        _close_fds_except(keep, 3 + opts.preserve_fds)
+        close_fds_except(keep, 3 + opts.preserve_fds)
         sc = s.linux()
         # A dumpable process that enters the container could be ptraced or have
         # its /proc/PID/{exe,fd} opened from inside (CVE-2019-5736 class).
@@ -84,12 +84,12 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
         chan.send(sync.INIT_PID, pid=pid)
         code = 0
     except BaseException as e:  # report every failure to the parent, then exit
-        _report(chan, e, opts.debug)
+        report(chan, e, opts.debug)
     finally:
         os._exit(code)
 
 
-def _close_fds_except(keep: set[int], first: int) -> None:
+def close_fds_except(keep: set[int], first: int) -> None:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd >= first and fd not in keep:
@@ -97,7 +97,7 @@ def _close_fds_except(keep: set[int], first: int) -> None:
                 os.close(fd)
 
 
-def _report(chan: SyncSocket, err: BaseException, debug: bool) -> None:
+def report(chan: SyncSocket, err: BaseException, debug: bool) -> None:
     message = str(err) if isinstance(err, KetchError) else _describe(err)
     if debug:
         message += "\n" + traceback.format_exc()
@@ -116,19 +116,16 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
     """The container's init; see the module docstring. Never returns."""
     try:
         _setup(chan, spec, opts, plan)
-        path, args, env = _prepare_exec(spec)
+        path, args, env = prepare_exec(spec.get("process") or {})
         fd_base = 3 + opts.preserve_fds
         chan.send(sync.READY)
         chan.close()
         _wait_for_start(opts.state_dir_fd)
         s.linux().close_range_cloexec(fd_base)
-        # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        os.execve(path, args, env)
+        exec_process(path, args, env)
     except BaseException as e:  # report every failure, then exit
         with contextlib.suppress(Exception):
-            _report(chan, e, opts.debug)
+            report(chan, e, opts.debug)
         if chan.sock.fileno() < 0:  # after READY nobody listens: say it on stderr
             os.write(2, f"ketch: exec failed: {_describe(e)}\n".encode())
         os._exit(255)
@@ -152,15 +149,14 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
             f.write(value)
     if not process:
         return
-    for rl in process.get("rlimits") or []:
-        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+    set_rlimits(process)
     if "oomScoreAdj" in process:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(process["oomScoreAdj"]))
-    _set_user(sc, chan, process)
+    set_user(sc, chan, process)
 
 
-def _set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
+def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
     """Capabilities, no_new_privs and the uid/gid switch, in runc's order."""
     user = process.get("user") or {}
     caps = CapabilitySets(process.get("capabilities"),
@@ -196,10 +192,9 @@ def _home_of(uid: int) -> str | None:
     return None
 
 
-def _prepare_exec(spec: dict) -> tuple[str, list[str], dict[str, str]]:
+def prepare_exec(process: dict) -> tuple[str, list[str], dict[str, str]]:
     """(resolved executable, argv, environment) for ``process``; checked before READY
     so that a missing binary fails ``create`` as in runc."""
-    process = spec.get("process") or {}
     args = process.get("args") or []
     if not args:
         raise InitError("process.args must not be empty")
@@ -223,6 +218,20 @@ def _look_path(name: str, path: str) -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise InitError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def exec_process(path: str, args: list[str], env: dict[str, str]) -> None:
+    """execve(2) the user process with default signal dispositions."""
+    # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    os.execve(path, args, env)
+
+
+def set_rlimits(process: dict) -> None:
+    """Apply ``process.rlimits`` (config.md "POSIX process"); raises ``OSError``."""
+    for rl in process.get("rlimits") or []:
+        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
 
 
 def _wait_for_start(state_dir_fd: int) -> None:

@@ -19,6 +19,7 @@ from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import ProcessError
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import InitOptions, stage1_main
+from ketch.runtime.process.setns import ExecOptions, exec_stage1_main
 from ketch.runtime.process.sync import SyncError, SyncSocket
 
 
@@ -61,21 +62,56 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
         parent_end.expect(sync.READY)
         return init_pid
     except (SyncError, OSError) as e:
-        for pid in (init_pid, stage1):
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        if stage1:
-            _reap(stage1)
-        # the init is our child only when we are its subreaper; reap if we can
-        if init_pid:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(init_pid, 0)
+        # the init is our child only when we are its subreaper; reaped if we can
+        _kill_and_reap(init_pid, stage1)
         reason = str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}"
         # runc's wording; callers such as containerd show it to users as is
         raise ProcessError(f"unable to start container process: {reason}") from e
     finally:
         parent_end.close()
+
+
+def spawn_exec(process: dict, opts: ExecOptions, cgroup: CgroupManager,
+               log: Callable[[str, str], None]) -> int:
+    """Fork a process into the running container of ``opts.init_pid``; return
+    its pid once it has exec'd ``process.args``.
+
+    The process joins ``cgroup`` before it enters any namespace. Raises
+    ``ProcessError`` with the process's own message (nothing is left running).
+    """
+    parent_end, child_end = SyncSocket.pair()
+    parent_end.on_log = log
+    stage1 = os.fork()
+    if stage1 == 0:
+        parent_end.close()
+        exec_stage1_main(child_end, process, opts)  # never returns
+    child_end.close()
+    pid = 0
+    try:
+        cgroup.add(stage1)
+        parent_end.send(sync.PROCEED)
+        pid = int(parent_end.expect(sync.INIT_PID)["pid"])
+        _reap(stage1)
+        stage1 = 0
+        parent_end.expect_eof()
+        return pid
+    except (SyncError, OSError) as e:
+        _kill_and_reap(pid, stage1)
+        reason = str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}"
+        raise ProcessError(f"unable to start container process: {reason}") from e
+    finally:
+        parent_end.close()
+
+
+def _kill_and_reap(pid: int, stage1: int) -> None:
+    for p in (pid, stage1):
+        if p:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    for p in (stage1, pid):
+        if p:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(p, 0)
 
 
 def _reap(pid: int) -> None:

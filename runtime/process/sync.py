@@ -69,6 +69,19 @@ class SyncSocket:
             raise SyncError(f"malformed sync message: {data[:100]!r}")
         return msg
 
+    def expect_eof(self) -> None:
+        """Wait for the peer to close (its close-on-exec end went with a
+        successful execve); an ``error`` message raises ``SyncError``."""
+        while True:
+            data = self.sock.recv(_MAX)
+            if not data:
+                return
+            msg = json.loads(data)
+            if msg.get("type") == LOG and self.on_log is not None:
+                self.on_log(msg.get("level", "info"), msg.get("message", ""))
+            elif msg.get("type") == ERROR:
+                raise SyncError(msg.get("message", "unknown error"))
+
     def expect(self, msg_type: str) -> dict[str, Any]:
         """Receive one message of ``msg_type``; an ``error`` message raises ``SyncError``."""
         msg = self.recv()

@@ -61,6 +61,15 @@ class FakeContainer:
         self.status = "stopped"
         return self.exit_code
 
+    def process_template(self) -> dict:
+        return {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                 "permitted": ["CAP_KILL"]}}
+
+    def exec(self, process: dict, **kwargs: object) -> int:
+        self._call("exec", process, **kwargs)
+        return self.exit_code
+
     def signal(self, sig: int, all: bool = False) -> None:
         self._call("signal", sig, all=all)
 
