@@ -29,6 +29,7 @@ from ketch.runtime.errors import (
     ProcessError,
 )
 from ketch.runtime.linux.console import connect_console_socket, receive_master
+from ketch.runtime.linux.hooks import HookError, hook_state, run_hooks
 from ketch.runtime.process.init import InitOptions
 from ketch.runtime.process.parent import spawn_exec, spawn_init
 from ketch.runtime.process.setns import ExecOptions
@@ -107,8 +108,11 @@ class Container:
             apply_resources(cgroup, spec, log.warning)
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
+                hook_base = hook_state({"ociVersion": spec.get("ociVersion", ""),
+                                        "id": container_id, "bundle": bundle,
+                                        "annotations": spec.get("annotations")}, "creating", 0)
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
-                                   preserve_fds=preserve_fds, debug=debug,
+                                   preserve_fds=preserve_fds, debug=debug, hook_state=hook_base,
                                    console_fd=console_theirs.fileno() if console_theirs else None)
                 pid = spawn_init(spec, opts, cgroup, log.emit)
             finally:
@@ -225,6 +229,13 @@ class Container:
                 os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._dir.fifo)
+            try:
+                run_hooks(self._doc["config"], "poststart",
+                          hook_state(self._doc, RUNNING, self.pid))
+            except HookError:
+                # runc 1.1: a failed poststart hook stops the container
+                self._kill_all()
+                raise
 
     def signal(self, sig: int, all: bool = False) -> None:
         """runtime-spec "kill": send ``sig`` to the init (every process in the
@@ -250,6 +261,10 @@ class Container:
                 self._kill_all()
             self._cgroup().destroy()
             self._dir.remove()
+            try:
+                run_hooks(self._doc["config"], "poststop", hook_state(self._doc, STOPPED, 0))
+            except HookError as e:
+                log.warning(str(e))  # runtime.md: a poststop failure is only a warning
 
     def _kill_all(self) -> None:
         cgroup = self._cgroup()

@@ -18,7 +18,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups import fs as cgroupfs
@@ -305,11 +305,13 @@ def mask_path(sc: Syscalls, path: str) -> None:
 
 
 def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = False,
-                 userns: bool = False) -> None:
+                 userns: bool = False, before_pivot: Callable[[], None] | None = None) -> None:
     """Build the container's filesystem view and switch into it (in the init, as root
     of its mount namespace). Steps in runc's order: propagation, mounts, devices,
     dev symlinks, pivot_root (or move+chroot), readonlyPaths, maskedPaths,
-    ``root.readonly``. Raises ``RootfsError``.
+    ``root.readonly``. ``before_pivot`` runs after the mounts, while the host's
+    paths are still reachable (runc runs the create-time hooks there).
+    Raises ``RootfsError``.
     """
     root = rootfs_path(spec, bundle)
     linux = spec.get("linux", {})
@@ -323,6 +325,8 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
             setup_dev_symlinks(root_fd)
     finally:
         os.close(root_fd)
+    if before_pivot is not None:
+        before_pivot()
     try:
         if no_pivot:
             move_root(sc, root)

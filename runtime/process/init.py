@@ -22,6 +22,7 @@ from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
 from ketch.runtime.linux.capabilities import CapabilitySets
 from ketch.runtime.linux.console import setup_console
+from ketch.runtime.linux.hooks import hooks_of, run_hooks
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
 from ketch.runtime.linux.rootfs import setup_rootfs
 from ketch.runtime.process import sync
@@ -43,13 +44,15 @@ class InitOptions:
 
     def __init__(self, bundle: str, state_dir_fd: int, *, no_pivot: bool = False,
                  preserve_fds: int = 0, debug: bool = False,
-                 console_fd: int | None = None) -> None:
+                 console_fd: int | None = None, hook_state: dict | None = None) -> None:
         self.bundle = bundle
         self.state_dir_fd = state_dir_fd
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.debug = debug
         self.console_fd = console_fd
+        # the state given to hooks run by the init (status and pid filled in)
+        self.hook_state = hook_state or {}
 
 
 def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
@@ -121,6 +124,8 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
         chan.send(sync.READY)
         chan.close()
         _wait_for_start(opts.state_dir_fd)
+        run_hooks(spec, "startContainer", {**opts.hook_state, "status": "created",
+                                           "pid": os.getpid()})
         s.linux().close_range_cloexec(fd_base)
         exec_process(path, args, env)
     except BaseException as e:  # report every failure, then exit
@@ -137,7 +142,16 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
     process = spec.get("process") or {}
     if not plan.has("mount"):
         raise InitError("a mount namespace is required to set up the rootfs")
-    setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"))
+
+    def create_hooks() -> None:
+        if hooks_of(spec, "prestart") or hooks_of(spec, "createRuntime"):
+            chan.send(sync.RUN_HOOKS)
+            chan.expect(sync.HOOKS_DONE)
+        run_hooks(spec, "createContainer", {**opts.hook_state, "status": "creating",
+                                            "pid": os.getpid()})
+
+    setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
+                 before_pivot=create_hooks)
     if process.get("terminal") and opts.console_fd is not None:
         setup_console(sc, opts.console_fd, process.get("consoleSize"))
     if spec.get("hostname"):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import ProcessError
+from ketch.runtime.linux.hooks import HookError, run_hooks
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import InitOptions, stage1_main
 from ketch.runtime.process.setns import ExecOptions, exec_stage1_main
@@ -59,8 +60,25 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
         init_pid = int(parent_end.expect(sync.INIT_PID)["pid"])
         _reap(stage1)
         stage1 = 0
-        parent_end.expect(sync.READY)
-        return init_pid
+        while True:
+            msg = parent_end.recv()
+            if msg["type"] == sync.RUN_HOOKS:
+                # runtime namespace, after the container's mounts, before pivot_root
+                state = {**opts.hook_state, "status": "creating", "pid": init_pid}
+                run_hooks(spec, "prestart", state)
+                run_hooks(spec, "createRuntime", state)
+                parent_end.send(sync.HOOKS_DONE)
+            elif msg["type"] == sync.LOG:
+                log(msg.get("level", "info"), msg.get("message", ""))
+            elif msg["type"] == sync.ERROR:
+                raise SyncError(msg.get("message", "unknown error"))
+            elif msg["type"] == sync.READY:
+                return init_pid
+            else:
+                raise SyncError(f"unexpected sync message {msg['type']!r}")
+    except HookError:
+        _kill_and_reap(init_pid, stage1)
+        raise
     except (SyncError, OSError) as e:
         # the init is our child only when we are its subreaper; reaped if we can
         _kill_and_reap(init_pid, stage1)

@@ -22,6 +22,10 @@ USERNS_READY = "userns-ready"
 USERNS_MAPPED = "userns-mapped"
 # stage 1 -> parent: the container's init has this pid (in the runtime's pid namespace)
 INIT_PID = "init-pid"
+# init -> parent: mounts are done, run the prestart/createRuntime hooks now
+RUN_HOOKS = "run-hooks"
+# parent -> init: those hooks succeeded
+HOOKS_DONE = "hooks-done"
 # init -> parent: the container is fully set up and about to wait for `start`
 READY = "ready"
 # any child -> parent: setup failed; ``message`` says why

@@ -1,0 +1,73 @@
+"""Run POSIX-platform hooks (runtime-spec config.md "POSIX-platform Hooks").
+
+Each hook is ``{"path", "args"?, "env"?, "timeout"?}``; it gets the container's
+state JSON on stdin (runtime.md "State"). A hook that exits non-zero or runs
+past ``timeout`` seconds is an error, with runc's wording. Which namespace a
+hook runs in is the caller's business: ``prestart``/``createRuntime``/
+``poststart``/``poststop`` run from the runtime, ``createContainer`` and
+``startContainer`` from the container's init.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ketch.runtime.errors import KetchError
+
+# runtime.md "Lifecycle": hooks in the order they run
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+class HookError(KetchError):
+    """A hook failed; the message names the hook kind and path."""
+
+
+def hook_state(doc: dict, status: str, pid: int) -> dict:
+    """The state object written to a hook's stdin."""
+    state: dict = {"ociVersion": doc.get("ociVersion", ""), "id": doc["id"], "status": status}
+    if pid:  # runc omits a zero pid
+        state["pid"] = pid
+    state["bundle"] = doc["bundle"]
+    if doc.get("annotations"):
+        state["annotations"] = doc["annotations"]
+    return state
+
+
+def hooks_of(spec: dict, kind: str) -> list[dict]:
+    return list((spec.get("hooks") or {}).get(kind) or [])
+
+
+def run_hooks(spec: dict, kind: str, state: dict) -> None:
+    """Run every ``kind`` hook of ``spec`` in order; raises ``HookError`` on the first failure."""
+    hooks = hooks_of(spec, kind)
+    if not hooks:
+        return
+    import subprocess  # only when hooks exist: it costs a few ms to import
+
+    data = json.dumps(state, separators=(",", ":")).encode()
+    for hook in hooks:
+        path = hook["path"]
+        args = hook.get("args") or [path]
+        timeout = hook.get("timeout")
+        try:
+            proc = subprocess.run(args, executable=path, input=data, env=_env(hook),
+                                  capture_output=True, timeout=timeout, close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise HookError(f"error running {kind} hook {path}: hook ran past specified timeout of "
+                            f"{float(timeout):.1f}s") from None
+        except OSError as e:
+            raise HookError(f"error running {kind} hook {path}: {e.strerror}") from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).decode(errors="replace").strip()
+            status = (f"exit status {proc.returncode}" if proc.returncode > 0
+                      else f"signal {-proc.returncode}")
+            raise HookError(f"error running {kind} hook {path}: {status}"
+                            + (f", stdout/stderr: {detail}" if detail else ""))
+
+
+def _env(hook: dict) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in hook.get("env") or []:
+        name, _, value = item.partition("=")
+        env[name] = value
+    return env
