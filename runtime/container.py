@@ -277,6 +277,10 @@ class Container:
                 os.waitpid(self.pid, os.WNOHANG)
             time.sleep(0.005)
 
+    def pids(self) -> list[int]:
+        """Host pids of the processes in the container's cgroup (runc ``ps``)."""
+        return sorted(self._cgroup().pids())
+
     def process_template(self) -> dict:
         """A copy of the container's ``process`` object (runc ``exec`` starts from it)."""
         return json.loads(json.dumps(self._doc["config"].get("process") or {}))

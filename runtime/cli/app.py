@@ -111,10 +111,13 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         Flag(("cap", "c"), SLICE, usage="add a capability to the bounding set for the process"),
         _PRESERVE,
     ], [(MIN, 1)], reorder=False),
+    Command("features", [], [(EXACT, 0)]),
     Command("kill", [Flag(("all", "a"), BOOL, usage="send the specified signal to all processes"
                           " inside the container")], [(MIN, 1), (MAX, 2)]),
     Command("list", [Flag(("format", "f"), STRING, "table", "select one of: table or json"),
                      Flag(("quiet", "q"), BOOL, usage="display only container IDs")], [(EXACT, 0)]),
+    Command("ps", [Flag(("format", "f"), STRING, "table", "select one of: table or json")],
+            [(MIN, 1)], reorder=False),
     Command("run", [_BUNDLE, _CONSOLE,
                     Flag(("detach", "d"), BOOL, usage="detach from the container's process"),
                     Flag(("keep",), BOOL, usage="do not delete the container after it exits"),

@@ -60,6 +60,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "\n\nEXAMPLE:\nTo list the processes of a running container:\n\n       # ketch exec <container-id> ps",
         "",
     ),
+    "features": ("show the enabled features", "", "Show the features this build of ketch supports."),
+    "ps": ("ps displays the processes running inside a container",
+           "<container-id> [ps options]", ""),
     "delete": (
         "delete any resources held by the container often used with detached container",
         '<container-id>\n\nWhere "<container-id>" is the name for the instance of the container.'

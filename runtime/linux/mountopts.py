@@ -60,6 +60,11 @@ _PROPAGATION: dict[str, int] = {
 PROPAGATION_NAMES = frozenset(_PROPAGATION)
 
 
+def flag_option_names() -> frozenset[str]:
+    """Every mount option name that maps to mount(2) flags."""
+    return frozenset(_FLAGS)
+
+
 class MountOptions:
     """The parsed form of a mount's ``options`` list: mount flags, propagation
     changes (applied after the mount, in order) and filesystem data."""

@@ -61,6 +61,9 @@ class FakeContainer:
         self.status = "stopped"
         return self.exit_code
 
+    def pids(self) -> list[int]:
+        return [self.pid] if self.status != "stopped" else []
+
     def process_template(self) -> dict:
         return {"args": ["sh"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
                 "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],

@@ -36,7 +36,8 @@ def test_app_help(ketch, args: list[str]) -> None:
 def test_app_help_lists_commands_and_flags_aligned(ketch) -> None:
     out = ketch("--help").out
     commands = out.split("COMMANDS:\n")[1].split("\n\n")[0].splitlines()
-    assert [c.split()[0] for c in commands] == ["create", "delete", "exec", "kill", "list", "run", "spec",
+    assert [c.split()[0] for c in commands] == ["create", "delete", "exec", "features", "kill", "list", "ps",
+                                                 "run", "spec",
                                                  "start", "state", "help,"]
     assert len({len(c) - len(c[3:].split("  ", 1)[1].lstrip()) for c in commands}) == 1
     assert '   --root value        root directory for storage of container state' in out
