@@ -119,11 +119,16 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
     """The container's init; see the module docstring. Never returns."""
     try:
         _setup(chan, spec, opts, plan)
-        path, args, env = prepare_exec(spec.get("process") or {})
+        process = spec.get("process")
+        # runtime.md: create works without a process; only start needs one
+        # (and refuses before it would release us).
+        path, args, env = prepare_exec(process) if process else ("", [], {})
         fd_base = 3 + opts.preserve_fds
         chan.send(sync.READY)
         chan.close()
         _wait_for_start(opts.state_dir_fd)
+        if not process:
+            os._exit(255)
         run_hooks(spec, "startContainer", {**opts.hook_state, "status": "created",
                                            "pid": os.getpid()})
         s.linux().close_range_cloexec(fd_base)
