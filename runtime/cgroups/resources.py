@@ -83,8 +83,11 @@ def _apply_devices_v1(path: str, rules: list[dict], devices: list[dict]) -> None
         _write(path, target, _device_rule(rule), "devices")
     # Devices the config asks to create must also be usable (runc does the same).
     for dev in devices:
+        if dev["type"] == "p":
+            continue  # a fifo is no device: the cgroup has no rule for it
+        kind = "c" if dev["type"] == "u" else dev["type"]
         _write(path, "devices.allow",
-               _device_rule({"type": dev["type"], "major": dev.get("major"),
+               _device_rule({"type": kind, "major": dev.get("major"),
                              "minor": dev.get("minor"), "access": "rwm"}), "devices")
     for rule in _DEFAULT_ALLOW:
         _write(path, "devices.allow", rule, "devices")

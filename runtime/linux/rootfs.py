@@ -102,6 +102,10 @@ def prepare_root(sc: Syscalls, spec: dict, root: str) -> None:
     """
     propagation = spec.get("linux", {}).get("rootfsPropagation")
     flag = propagation_flag(propagation) if propagation else s.MS_SLAVE | s.MS_REC
+    if flag & (s.MS_SHARED | s.MS_UNBINDABLE):
+        # pivot_root(2) refuses a shared parent and an unbindable root cannot
+        # be bound onto itself: those are applied after pivot_root instead.
+        flag = s.MS_SLAVE | s.MS_REC
     sc.mount(None, "/", None, flag, None)
     mnt, optional = _mount_point_of(root)
     if "shared:" in optional:
@@ -305,17 +309,23 @@ def mask_path(sc: Syscalls, path: str) -> None:
 
 
 def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = False,
-                 userns: bool = False, before_pivot: Callable[[], None] | None = None) -> None:
+                 userns: bool = False, mount_ns: bool = True,
+                 before_pivot: Callable[[], None] | None = None) -> None:
     """Build the container's filesystem view and switch into it (in the init, as root
     of its mount namespace). Steps in runc's order: propagation, mounts, devices,
     dev symlinks, pivot_root (or move+chroot), readonlyPaths, maskedPaths,
     ``root.readonly``. ``before_pivot`` runs after the mounts, while the host's
     paths are still reachable (runc runs the create-time hooks there).
-    Raises ``RootfsError``.
+    Without a mount namespace (``mount_ns`` false) the mounts are made in the
+    runtime's own namespace and the init chroots, as runc does; the host's
+    ``/`` propagation is then left alone. Raises ``RootfsError``.
     """
     root = rootfs_path(spec, bundle)
     linux = spec.get("linux", {})
-    prepare_root(sc, spec, root)
+    if mount_ns:
+        prepare_root(sc, spec, root)
+    else:
+        sc.mount(root, root, "bind", s.MS_BIND | s.MS_REC, None)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for mount in spec.get("mounts", []) or []:
@@ -328,7 +338,10 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
     if before_pivot is not None:
         before_pivot()
     try:
-        if no_pivot:
+        if not mount_ns:
+            os.chroot(root)
+            os.chdir("/")
+        elif no_pivot:
             move_root(sc, root)
         else:
             pivot_root(sc, root)
@@ -338,6 +351,10 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
             mask_path(sc, path)
         if spec["root"].get("readonly"):
             sc.mount(None, "/", None, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY | s.MS_REC, None)
+        if linux.get("rootfsPropagation") and mount_ns:
+            # runc 1.1 stops at the pre-pivot step, so "shared" never reaches
+            # the container's mounts; the spec asks for the root mount itself.
+            sc.mount(None, "/", None, propagation_flag(linux["rootfsPropagation"]), None)
     except OSError as e:
         if e.errno == errno.ENOENT:
             raise RootfsError(f"rootfs: {e}") from e

@@ -145,8 +145,6 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
     sc = s.linux()
     os.setsid()
     process = spec.get("process") or {}
-    if not plan.has("mount"):
-        raise InitError("a mount namespace is required to set up the rootfs")
 
     def create_hooks() -> None:
         if hooks_of(spec, "prestart") or hooks_of(spec, "createRuntime"):
@@ -156,7 +154,7 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
                                             "pid": os.getpid()})
 
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
-                 before_pivot=create_hooks)
+                 mount_ns=plan.has("mount"), before_pivot=create_hooks)
     if process.get("terminal") and opts.console_fd is not None:
         setup_console(sc, opts.console_fd, process.get("consoleSize"))
     if spec.get("hostname"):

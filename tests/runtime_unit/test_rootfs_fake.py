@@ -126,3 +126,12 @@ def test_pivot_root_sequence(tmp_path, monkeypatch):
     assert sc.names() == ["pivot_root", "mount", "umount2"]
     assert sc.calls[1][4] == s.MS_SLAVE | s.MS_REC
     assert sc.calls[2] == ("umount2", ".", s.MNT_DETACH)
+
+
+@pytest.mark.parametrize("propagation", ["shared", "rshared", "unbindable"])
+def test_shared_or_unbindable_root_waits_until_after_pivot(bundle, propagation):
+    sc = RecordingSyscalls()
+    spec = default_spec()
+    spec["linux"]["rootfsPropagation"] = propagation
+    rootfs.prepare_root(sc, spec, str(bundle / "rootfs"))
+    assert sc.calls[0][4] == s.MS_SLAVE | s.MS_REC
