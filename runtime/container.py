@@ -113,6 +113,7 @@ class Container:
                                         "annotations": spec.get("annotations")}, "creating", 0)
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
                                    preserve_fds=preserve_fds, debug=debug, hook_state=hook_base,
+                                   no_new_keyring=no_new_keyring,
                                    console_fd=console_theirs.fileno() if console_theirs else None)
                 pid = spawn_init(spec, opts, cgroup, log.emit)
             finally:

@@ -13,6 +13,7 @@ Neither function returns: each ends in ``os._exit`` or ``execve``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import signal
@@ -24,6 +25,12 @@ from ketch.runtime.linux.capabilities import CapabilitySets
 from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
+from ketch.runtime.linux.process_attrs import (
+    apply_io_priority,
+    apply_personality,
+    apply_scheduler,
+    write_time_offsets,
+)
 from ketch.runtime.linux.rootfs import setup_rootfs
 from ketch.runtime.process import sync
 from ketch.runtime.process.sync import SyncSocket
@@ -44,7 +51,8 @@ class InitOptions:
 
     def __init__(self, bundle: str, state_dir_fd: int, *, no_pivot: bool = False,
                  preserve_fds: int = 0, debug: bool = False,
-                 console_fd: int | None = None, hook_state: dict | None = None) -> None:
+                 console_fd: int | None = None, hook_state: dict | None = None,
+                 no_new_keyring: bool = False) -> None:
         self.bundle = bundle
         self.state_dir_fd = state_dir_fd
         self.no_pivot = no_pivot
@@ -53,6 +61,7 @@ class InitOptions:
         self.console_fd = console_fd
         # the state given to hooks run by the init (status and pid filled in)
         self.hook_state = hook_state or {}
+        self.no_new_keyring = no_new_keyring
 
 
 def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
@@ -81,6 +90,8 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
             sc.setresuid(0)
         join_namespaces(sc, plan, only={t for t, _ in plan.join if t != "user"})
         sc.unshare(plan.unshare_flags())
+        if "time" in plan.new:
+            write_time_offsets((spec.get("linux") or {}).get("timeOffsets"))
         pid = os.fork()
         if pid == 0:
             init_main(chan, spec, opts, plan)
@@ -144,6 +155,8 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
 def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan) -> None:
     sc = s.linux()
     os.setsid()
+    if not opts.no_new_keyring:
+        _join_session_keyring(sc, opts.hook_state.get("id", ""))
     process = spec.get("process") or {}
 
     def create_hooks() -> None:
@@ -161,12 +174,15 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
         sc.sethostname(spec["hostname"])
     if spec.get("domainname"):
         sc.setdomainname(spec["domainname"])
+    apply_personality(sc, spec.get("linux", {}).get("personality"))
     for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
             f.write(value)
     if not process:
         return
     set_rlimits(process)
+    apply_io_priority(sc, process.get("ioPriority"))
+    apply_scheduler(process.get("scheduler"))
     if "oomScoreAdj" in process:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(process["oomScoreAdj"]))
@@ -195,6 +211,16 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise InitError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
+
+
+def _join_session_keyring(sc: s.Syscalls, container_id: str) -> None:
+    # A keyring of its own, so the container cannot read the host session's
+    # keys (runc does the same unless --no-new-keyring).
+    try:
+        sc.join_session_keyring("_ses." + container_id)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EPERM, errno.EACCES):
+            raise
 
 
 def _home_of(uid: int) -> str | None:

@@ -17,6 +17,7 @@ import os
 from ketch.runtime import syscalls as s
 from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.namespaces import FLAGS, PROC_NAMES
+from ketch.runtime.linux.process_attrs import apply_io_priority, apply_scheduler
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import (
     close_fds_except,
@@ -95,6 +96,8 @@ def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
             os.setsid()
             setup_console(sc, opts.console_fd, process.get("consoleSize"), mount_console=False)
         set_rlimits(process)
+        apply_io_priority(sc, process.get("ioPriority"))
+        apply_scheduler(process.get("scheduler"))
         set_user(sc, chan, process)
         path, args, env = prepare_exec(process)
         s.linux().close_range_cloexec(3 + opts.preserve_fds)

@@ -85,6 +85,9 @@ class Syscalls(Protocol):
     def setresgid(self, gid: int) -> None: ...
     def close_range_cloexec(self, first: int) -> None: ...
     def capset(self, effective: int, permitted: int, inheritable: int) -> None: ...
+    def personality(self, persona: int) -> None: ...
+    def ioprio_set(self, ioprio: int) -> None: ...
+    def join_session_keyring(self, name: str) -> None: ...
 
 
 def _bytes(s: str | None):
@@ -154,6 +157,17 @@ class LinuxSyscalls:
             effective & lo, permitted & lo, inheritable & lo,
             effective >> hi, permitted >> hi, inheritable >> hi])
         self._check(self._lib.ketch_capset(_LINUX_CAPABILITY_VERSION_3, 0, data), "capset")
+
+
+    def personality(self, persona: int) -> None:
+        self._check(self._lib.ketch_personality(persona), "personality")
+
+    def ioprio_set(self, ioprio: int) -> None:
+        """ioprio_set(IOPRIO_WHO_PROCESS, 0 = this process, ioprio)."""
+        self._check(self._lib.ketch_ioprio_set(1, 0, ioprio), "ioprio_set")
+
+    def join_session_keyring(self, name: str) -> None:
+        self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")
 
 
 _default: LinuxSyscalls | None = None

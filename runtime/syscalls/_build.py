@@ -23,6 +23,9 @@ int ketch_setresgid(unsigned int r, unsigned int e, unsigned int s);
 int ketch_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int ketch_capset(unsigned int version, int pid, const unsigned int *data6);
 int ketch_capget(unsigned int version, int pid, unsigned int *data6);
+int ketch_personality(unsigned long persona);
+int ketch_ioprio_set(int which, int who, int ioprio);
+long ketch_join_session_keyring(const char *name);
 """
 
 SOURCE = r"""
@@ -56,6 +59,16 @@ static int ketch_close_range(unsigned int first, unsigned int last, unsigned int
 #else
     errno = ENOSYS; return -1;
 #endif
+}
+static int ketch_personality(unsigned long persona) {
+    return (int)syscall(SYS_personality, persona);
+}
+static int ketch_ioprio_set(int which, int who, int ioprio) {
+    return (int)syscall(SYS_ioprio_set, which, who, ioprio);
+}
+/* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring */
+static long ketch_join_session_keyring(const char *name) {
+    return syscall(SYS_keyctl, 1, name);
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {

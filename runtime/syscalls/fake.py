@@ -62,3 +62,12 @@ class RecordingSyscalls:
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         self._record("capset", effective, permitted, inheritable)
 
+    def personality(self, persona: int) -> None:
+        self._record("personality", persona)
+
+    def ioprio_set(self, ioprio: int) -> None:
+        self._record("ioprio_set", ioprio)
+
+    def join_session_keyring(self, name: str) -> None:
+        self._record("join_session_keyring", name)
+

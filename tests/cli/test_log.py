@@ -113,7 +113,9 @@ def test_runtime_library_lines_use_these_formats(capsys) -> None:
     assert json.loads(lines[0])["msg"] == "cgroup v1 is deprecated"
 
 
-def test_colored_terminal_format() -> None:
+def test_colored_terminal_format(monkeypatch) -> None:
+    # logrus prints seconds since start; start "now" so a long test run reads [0000]
+    monkeypatch.setattr(log, "_BASE", time.monotonic())
     line = log.format_colored(log.ERROR, "container does not exist", {})
     # byte for byte what runc printed to a pty (od -c)
     assert line == "\x1b[31mERRO\x1b[0m[0000] container does not exist" + " " * 21 + "\n"
