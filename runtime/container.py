@@ -93,6 +93,7 @@ class Container:
         state_dir = StateDir(root, container_id)
         bundle = os.path.abspath(bundle)
         spec = load_config(bundle)
+        preserve_fds += _socket_activation(spec)
         console_ours, console_theirs = _console_pair(
             bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
         state_dir.create()
@@ -438,6 +439,21 @@ def list_containers(root: str) -> list[Container]:
         with contextlib.suppress(KetchError):
             found.append(Container.load(root, container_id))
     return found
+
+
+def _socket_activation(spec: dict) -> int:
+    """systemd socket activation passes ``LISTEN_FDS`` fds from 3 on: keep them
+    open for the container and tell its process (runc does the same).
+    Returns how many extra fds to preserve."""
+    try:
+        count = int(os.environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return 0
+    if count <= 0 or not spec.get("process"):
+        return 0
+    spec["process"]["env"] = [*(spec["process"].get("env") or []),
+                              f"LISTEN_FDS={count}", "LISTEN_PID=1"]
+    return count
 
 
 def _host_id(spec: dict, key: str) -> int:
