@@ -7,6 +7,7 @@ disappears from /proc at once. SIGTERM, SIGINT and SIGHUP are passed on to CMD;
 the exit status is CMD's (128+N if it died of signal N).
 """
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -32,10 +33,8 @@ def main() -> int:
         os._exit(127)
 
     def relay(signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, relay)

@@ -359,6 +359,20 @@ def runc(tmp_path: Path, _reaper: None) -> Iterator[Runtime]:
     rt.cleanup()
 
 
+@pytest.fixture
+def known_bug(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``known_bug(reason, runtime=None, strict=True)``: this test documents a ketch
+    difference from runc that is not fixed yet. It is marked xfail (strict: once
+    ketch is fixed the XPASS fails, and the marker must go), only when it runs
+    against ketch (``runtime`` None or the ketch Runtime). The assertions stay exact."""
+
+    def mark(reason: str, runtime: Runtime | None = None, strict: bool = True) -> None:
+        if runtime is None or runtime.name == "ketch":
+            request.applymarker(pytest.mark.xfail(reason="ketch bug: " + reason, strict=strict))
+
+    return mark
+
+
 @pytest.fixture(params=["runc", "ketch"])
 def any_runtime(request: pytest.FixtureRequest) -> Runtime:
     """Each test using this runs once under runc (the reference) and once under ketch."""

@@ -130,29 +130,48 @@ def test_preserve_fds(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None
 # -- signals ---------------------------------------------------------------------------------
 
 
+SIGNAL_ATTEMPTS = 5
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 42), (signal.SIGINT, 43),
                                            (signal.SIGHUP, 44), (signal.SIGUSR1, 45)])
-def test_foreground_run_forwards_signals(any_runtime: Runtime, make_bundle, sig, code) -> None:
-    """A signal sent to the foreground ``run`` process reaches the container's init."""
+def test_foreground_run_forwards_signals(any_runtime: Runtime, make_bundle, known_bug, sig,
+                                         code) -> None:
+    """A signal sent to the foreground ``run`` process reaches the container's init,
+    also when it is sent the moment the container's process has started (tried
+    SIGNAL_ATTEMPTS times: the window to hit is short)."""
     rt = any_runtime
+    known_bug("run installs its signal forwarding only after start(): a signal that arrives "
+              "once the process runs but before wait_foreground() kills ketch (exit -N) and "
+              "leaves the container running, its state stuck at 'created' (racy: about 3 in 10)",
+              rt, strict=False)
     name = signal.Signals(sig).name[3:]
     bundle = make_bundle(["sh", "-c", f'trap "exit {code}" {name}; echo ready; '
                           "while :; do sleep 0.05; done"])
-    p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), rt.new_id("sig")),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert read_until_closed(p.stdout.fileno(), until=b"ready\n") == b"ready\n"
-        p.send_signal(sig)
-        rc = p.wait(timeout=10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        err = p.stderr.read().decode()
-        p.stdout.close()
-        p.stderr.close()
-    assert rc == code, f"{rt.name}: exit {rc}, stderr {err!r}"
-    assert err == ""
+    outcomes = []
+    for _ in range(SIGNAL_ATTEMPTS):
+        cid = rt.new_id("sig")
+        # stderr goes to a file: a container outliving ``run`` would hold a pipe open
+        with tempfile.TemporaryFile() as errf:
+            p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), cid),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf)
+            try:
+                assert read_until_closed(p.stdout.fileno(), until=b"ready\n") == b"ready\n"
+                p.send_signal(sig)
+                rc = p.wait(timeout=10)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+            errf.seek(0)
+            err = errf.read().decode(errors="replace")
+        state = rt.state(cid)
+        if state:
+            rt("delete", "--force", cid)
+        outcomes.append((rc, err, state and state["status"]))
+    assert outcomes == [(code, "", None)] * SIGNAL_ATTEMPTS, \
+        f"{rt.name}: (exit, stderr, status left behind) per attempt: {outcomes}"
 
 
 def test_foreground_run_killed_by_signal(any_runtime: Runtime, make_bundle) -> None:
@@ -177,16 +196,10 @@ def test_foreground_run_killed_by_signal(any_runtime: Runtime, make_bundle) -> N
 
 # -- terminals -------------------------------------------------------------------------------
 
-TTY_SCRIPT = "echo hi; tty; stty size; exit 7"
-
-
-def test_run_terminal_proxied(any_runtime: Runtime, make_bundle) -> None:
-    """``run`` of a ``terminal: true`` bundle without a console socket allocates a
-    pty and copies it to the caller's terminal (here a pty we hold the master of)."""
-    rt = any_runtime
-    bundle = make_bundle(["sh", "-c", TTY_SCRIPT], terminal=True)
+def run_on_pty(rt: Runtime, bundle: Path, rows: int = 33, cols: int = 101) -> tuple[int, bytes]:
+    """``run`` with stdio on a pty (window size rows x cols) whose master we read."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     try:
         p = subprocess.Popen(rt.argv("run", "--bundle", str(bundle), rt.new_id("tty")),
                              stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
@@ -195,7 +208,27 @@ def test_run_terminal_proxied(any_runtime: Runtime, make_bundle) -> None:
         rc = p.wait(timeout=10)
     finally:
         os.close(master)
-    assert (rc, out) == (7, b"hi\r\n/dev/pts/0\r\n33 101\r\n"), f"{rt.name}: rc={rc} out={out!r}"
+    return rc, out
+
+
+def test_run_terminal_proxied(any_runtime: Runtime, make_bundle) -> None:
+    """``run`` of a ``terminal: true`` bundle without a console socket allocates a
+    pty for the container and copies it to the caller's terminal (a pty we hold)."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "echo hi; tty; test -t 0 && test -t 1 && test -t 2 "
+                          "&& echo all-ttys; exit 7"], terminal=True)
+    rc, out = run_on_pty(rt, bundle)
+    assert (rc, out) == (7, b"hi\r\n/dev/pts/0\r\nall-ttys\r\n"), f"{rt.name}: rc={rc} out={out!r}"
+
+
+def test_run_terminal_window_size(any_runtime: Runtime, make_bundle, known_bug) -> None:
+    """The container's pty gets the caller's window size (runc copies it)."""
+    rt = any_runtime
+    known_bug("run with terminal: true does not copy the caller's window size to the "
+              "container's pty (stty size fails: rows and columns are 0)", rt)
+    bundle = make_bundle(["stty", "size"], terminal=True)
+    rc, out = run_on_pty(rt, bundle, rows=33, cols=101)
+    assert (rc, out) == (0, b"33 101\r\n"), f"{rt.name}: rc={rc} out={out!r}"
 
 
 def test_run_terminal_under_script(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
@@ -273,8 +306,13 @@ def test_console_socket(any_runtime: Runtime, make_bundle, tmp_path: Path) -> No
             os.close(master)
 
 
-def test_console_socket_rejections(runc: Runtime, ketch: Runtime, make_bundle, tmp_path: Path) -> None:
+def test_console_socket_rejections(runc: Runtime, ketch: Runtime, make_bundle, tmp_path: Path,
+                                   known_bug) -> None:
     """The terminal/console-socket combinations runc refuses, refused the same way."""
+    known_bug("create --console-socket with terminal false says 'cannot use console socket if "
+              "runc will not allocate tty' (runc: '... will not detach or allocate tty'); an "
+              "unreachable console socket says 'no such file or directory' without runc's "
+              "'dial unix PATH: connect: ' context")
     tty_bundle = make_bundle(["true"], terminal=True)
     plain_bundle = make_bundle(["true"])
     sock = tmp_path / "unused.sock"
