@@ -211,6 +211,13 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise InitError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
+    # A cwd such as /proc/self/fd/N can reach a directory fd of ours outside the
+    # rootfs (CVE-2024-21626); getcwd(3) fails for a directory outside our root.
+    try:
+        os.getcwd()
+    except OSError:
+        raise InitError(f"current working directory ({cwd!r}) is outside of the container "
+                        "mount namespace root -- possible container breakout detected") from None
 
 
 def _join_session_keyring(sc: s.Syscalls, container_id: str) -> None:
