@@ -8,7 +8,8 @@
 2. Times ``RUNTIME --root R run --bundle B ID`` for ketch and runc on that same
    bundle, interleaved (ketch, runc, ketch, runc, ...), N runs each after a few
    warm-up runs, and prints median, p90, min and max, and the ratio of the
-   medians. The same is done for ``state`` of a created container.
+   medians. The same is done for ``state`` of a created container, and the
+   interpreter's own start-up (``python -c pass``) is timed as the floor.
 3. Runs ``ketch state`` and ``ketch run`` once more under ``python -X importtime``
    and prints the imports with the largest cumulative time, and checks that
    click, jsonschema and requests are not imported on those paths.
@@ -215,6 +216,10 @@ def main() -> int:
                         bench_state(ketch, a.runc, bundle, roots, a.runs, a.warmup))
 
         python = python_of(ketch)
+        floor = summary([timed([python, "-c", "pass"]) for _ in range(a.runs)])
+        nosite = summary([timed([python, "-S", "-c", "pass"]) for _ in range(a.runs)])
+        print(f"\ninterpreter start-up floor ({python}): 'python -c pass' median "
+              f"{floor['median']:.1f}ms, 'python -S -c pass' median {nosite['median']:.1f}ms")
         root = str(roots["ketch"])
         cid = f"bench-imp-{uuid.uuid4().hex[:8]}"
         subprocess.run([ketch, "--root", root, "create", "--bundle", str(bundle), cid], check=True,

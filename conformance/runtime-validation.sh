@@ -335,11 +335,14 @@ for prog in "$BIN"/*.t; do
 	rm -f "$before"
 	# A program may print several TAP documents: plans add up. "1..0" with no
 	# test point is a skip of the whole program.
-	read -r p f s planned ran plans < <(awk '
+	# Some programs report a failed check only as an "error" in a YAML block
+	# with no test point at all: counted, and noted on the line.
+	read -r p f s planned ran plans diagerr < <(awk '
 		/^ok [0-9]+/     { ran++; if (toupper($0) ~ /# *SKIP/) s++; else p++; next }
 		/^not ok [0-9]+/ { ran++; if (toupper($0) ~ /# *TODO/) s++; else f++; next }
 		/^1\.\.[0-9]+/   { sub(/^1\.\./, ""); planned += $0; plans++ }
-		END { printf "%d %d %d %d %d %d\n", p, f, s, planned, ran, plans }' "$OUTDIR/tap/$name.tap")
+		/^ +"error": /   { de++ }
+		END { printf "%d %d %d %d %d %d %d\n", p, f, s, planned, ran, plans, de }' "$OUTDIR/tap/$name.tap")
 	notes=""
 	[ -n "$leaked" ] && notes+=" leaked-mounts=$leaked"
 	{ [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && notes+=" TIMEOUT"
@@ -353,6 +356,7 @@ for prog in "$BIN"/*.t; do
 	elif [ "$ran" -eq 0 ]; then
 		status=SKIP
 		s=1
+		[ "$diagerr" -gt 0 ] && notes+=" no test points but an \"error\" diagnostic (see tap/$name.tap)"
 		FILES_OK=$((FILES_OK + 1))
 	else
 		status=ok
