@@ -9,6 +9,7 @@ rules; error texts are runc's where callers match them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -70,6 +71,8 @@ class Container:
         self._doc = doc
         # pty master held for a foreground run with a terminal
         self._console_master: int | None = None
+        # signal forwarding installed by a foreground create
+        self._forwarder: SignalForwarder | None = None
 
     # -- construction ---------------------------------------------------------
 
@@ -98,6 +101,9 @@ class Container:
             bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
         state_dir.create()
         cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
+        # In the foreground every signal from now on is meant for the container
+        # (runc forwards from before start); queued until the init exists.
+        forwarder = None if detach else SignalForwarder()
         try:
             os.mkfifo(state_dir.fifo, 0o622)
             os.chmod(state_dir.fifo, 0o622)  # mkfifo honours the umask
@@ -122,6 +128,8 @@ class Container:
                 if console_theirs is not None:
                     console_theirs.close()
             master = receive_master(console_ours) if console_ours is not None else None
+            if forwarder is not None:
+                forwarder.target(pid, master)
             doc = {
                 "ociVersion": spec.get("ociVersion", ""),
                 "id": container_id,
@@ -139,6 +147,8 @@ class Container:
             if pid_file:
                 _write_pid_file(pid_file, pid)
         except BaseException:
+            if forwarder is not None:
+                forwarder.restore()
             cgroup.destroy()
             state_dir.remove()
             raise
@@ -148,6 +158,7 @@ class Container:
         state_dir.unlock()
         container = cls(state_dir, doc)
         container._console_master = master
+        container._forwarder = forwarder
         return container
 
     @classmethod
@@ -304,6 +315,7 @@ class Container:
         if self.status() == STOPPED:
             raise InvalidStateError("cannot exec in a stopped container")
         ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
+        forwarder = None if detach else SignalForwarder()
         try:
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
             opts = ExecOptions(self.pid, preserve_fds=preserve_fds, debug=debug,
@@ -314,20 +326,27 @@ class Container:
                 if theirs is not None:
                     theirs.close()
             master = receive_master(ours) if ours is not None else None
+        except BaseException:
+            if forwarder is not None:
+                forwarder.restore()
+            raise
         finally:
             if ours is not None:
                 ours.close()
         if pid_file:
             _write_pid_file(pid_file, pid)
-        if detach:
+        if forwarder is None:
             return 0
-        return _wait_for(pid, master)
+        forwarder.target(pid, master)
+        return _wait_for(pid, master, forwarder)
 
     def wait_foreground(self) -> int:
         """For ``run`` without ``--detach``: forward signals to the init, reap it
         and any orphan handed to us (we are a subreaper), and return its exit
         code (128+N when killed by signal N)."""
-        return _wait_for(self.pid, self._console_master)
+        forwarder = self._forwarder or SignalForwarder()
+        forwarder.target(self.pid, self._console_master)
+        return _wait_for(self.pid, self._console_master, forwarder)
 
 
 def _console_pair(terminal: bool, console_socket: str | None,
@@ -337,7 +356,7 @@ def _console_pair(terminal: bool, console_socket: str | None,
     if terminal and console_socket is None and detach:
         raise KetchError("cannot allocate tty if runc will detach without setting console socket")
     if not terminal and console_socket is not None:
-        raise KetchError("cannot use console socket if runc will not allocate tty")
+        raise KetchError("cannot use console socket if runc will not detach or allocate tty")
     if not terminal:
         return None, None
     if console_socket is not None:
@@ -345,16 +364,50 @@ def _console_pair(terminal: bool, console_socket: str | None,
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
-def _wait_for(pid: int, master: int | None) -> int:
-    """Forward signals to ``pid``, proxy its terminal if ``master``, reap it and
-    any orphan handed to us (we are a subreaper); return its exit code."""
+class SignalForwarder:
+    """Forward the signals a foreground ``run``/``exec`` receives to the container
+    process; signals that arrive before it exists are queued. With a terminal,
+    SIGWINCH resizes the pty instead (runc's ``signalHandler``)."""
 
-    def forward(signum: int, _frame: object) -> None:
-        # waitpid is retried after a handler returns (PEP 475), so forward here.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    def __init__(self) -> None:
+        self._pid = 0
+        self._master: int | None = None
+        self._pending: list[int] = []
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in _FORWARDED_SIGNALS}
 
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED_SIGNALS}
+    def _handle(self, signum: int, _frame: object) -> None:
+        # waitpid is retried after a handler returns (PEP 475), so act here.
+        if not self._pid:
+            self._pending.append(signum)
+        elif signum == signal.SIGWINCH and self._master is not None:
+            _copy_window_size(self._master)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signum)
+
+    def target(self, pid: int, master: int | None) -> None:
+        """From now on signals go to ``pid``; the queued ones are sent first."""
+        self._pid, self._master = pid, master
+        if master is not None:
+            _copy_window_size(master)
+        while self._pending:
+            self._handle(self._pending.pop(0), None)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _copy_window_size(master: int) -> None:
+    """Give the container's pty the size of our terminal, if we have one."""
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+
+def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder) -> int:
+    """Proxy ``pid``'s terminal if ``master``, reap it and any orphan handed to us
+    (we are a subreaper); return its exit code. Restores ``forwarder``'s handlers."""
     try:
         if master is not None:
             return _proxy_terminal(master, pid)
@@ -366,8 +419,7 @@ def _wait_for(pid: int, master: int | None) -> int:
             if reaped == pid:
                 return _exit_code(status)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        forwarder.restore()
 
 
 def _exit_code(status: int) -> int:

@@ -41,10 +41,11 @@ class ContainerNotExistError(KetchError):
 
 
 class ContainerExistsError(KetchError):
-    """``create`` with an ID that is already in use (runc: ``container with id exists``)."""
+    """``create`` with an ID that is already in use (runc's text, which callers match)."""
 
     def __init__(self, container_id: str) -> None:
-        super().__init__(f"container with id exists: {container_id}")
+        super().__init__("container with given ID already exists")
+        self.container_id = container_id
 
 
 class InvalidStateError(KetchError):

@@ -31,7 +31,7 @@ def validate_id(container_id: str) -> None:
     """Raise ``InvalidIDError`` unless ``container_id`` is a valid ID (runc's rule:
     letters, digits, ``_ + - .``, not ``.`` or ``..``)."""
     if not container_id or container_id in (".", "..") or not _ID_RE.match(container_id):
-        raise InvalidIDError(f"invalid container id format: {container_id}")
+        raise InvalidIDError("invalid container ID format")
 
 
 class StateDir:

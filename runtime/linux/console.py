@@ -16,6 +16,7 @@ import struct
 import termios
 
 from ketch.runtime import syscalls as s
+from ketch.runtime.errors import KetchError
 from ketch.runtime.syscalls import Syscalls
 
 # asm-generic/ioctls.h (x86_64 and arm64 alike); Python's termios lacks them
@@ -26,10 +27,15 @@ TIOCSPTLCK = 0x40045431
 def connect_console_socket(path: str) -> socket.socket:
     """Connect to the caller's console socket (before the container is built).
 
-    Raises ``OSError``.
+    Raises ``KetchError`` with Go's ``net.Dial`` wording, which runc's callers see.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        # Go's net.Dial wording, which runc's callers see
+        raise KetchError(f"dial unix {path}: connect: {(e.strerror or str(e)).lower()}") from None
     return sock
 
 

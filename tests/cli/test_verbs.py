@@ -54,7 +54,7 @@ def test_create_flag_spellings(ketch, fake) -> None:
 def test_create_errors_are_prefixed(ketch, fake) -> None:
     fake.add("c1")
     r = ketch("create", "-b", "/b", "c1")
-    assert r.rc == 1 and msg(r.err) == "ketch create failed: container with id exists: c1"
+    assert r.rc == 1 and msg(r.err) == "ketch create failed: container with given ID already exists"
     r = ketch("create", "-b", "/b", "")
     assert r.rc == 1 and msg(r.err) == "ketch create failed: container id cannot be empty"
 
@@ -142,7 +142,7 @@ def test_run_start_failure_deletes_unless_keep(ketch, fake) -> None:
 def test_run_console_socket_needs_detach(ketch, fake) -> None:
     r = ketch("run", "--console-socket", "/s", "-b", "/b", "c1")
     assert r.rc == 1 and fake.calls == []
-    assert msg(r.err) == "ketch run failed: cannot use console socket if ketch will not detach or allocate tty"
+    assert msg(r.err) == "ketch run failed: cannot use console socket if runc will not detach or allocate tty"
 
 
 def test_run_delete_failure_after_exit_is_logged(ketch, fake) -> None:

@@ -219,12 +219,7 @@ RUNC_EXPECTED = {
 }
 
 
-KNOWN_BUGS = {
-    "invalid_ids": "invalid id message is 'invalid container id format: <ID>', runc says "
-                   "'invalid container ID format' (runtime/state.py validate_id)",
-    "create_existing": "existing id message is 'container with id exists: <ID>', runc says "
-                       "'container with given ID already exists' (runtime/errors.py ContainerExistsError)",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.runc

@@ -141,11 +141,6 @@ def test_foreground_run_forwards_signals(any_runtime: Runtime, make_bundle, know
     also when it is sent the moment the container's process has started (tried
     SIGNAL_ATTEMPTS times: the window to hit is short)."""
     rt = any_runtime
-    known_bug("run installs its signal forwarding only after start(): a signal that arrives "
-              "once the process runs but before wait_foreground() kills ketch (exit -N) and "
-              "leaves the container running, its state stuck at 'created' (racy: seen in 3 of 10, "
-              "later 1 of 20 immediate SIGTERMs; runc: 0)",
-              rt, strict=False)
     name = signal.Signals(sig).name[3:]
     bundle = make_bundle(["sh", "-c", f'trap "exit {code}" {name}; echo ready; '
                           "while :; do sleep 0.05; done"])
@@ -225,8 +220,6 @@ def test_run_terminal_proxied(any_runtime: Runtime, make_bundle) -> None:
 def test_run_terminal_window_size(any_runtime: Runtime, make_bundle, known_bug) -> None:
     """The container's pty gets the caller's window size (runc copies it)."""
     rt = any_runtime
-    known_bug("run with terminal: true does not copy the caller's window size to the "
-              "container's pty (stty size fails: rows and columns are 0)", rt)
     # runc sizes the pty just after the process starts: ask a moment later
     bundle = make_bundle(["sh", "-c", "sleep 0.5; stty size"], terminal=True)
     rc, out = run_on_pty(rt, bundle, rows=33, cols=101)
@@ -311,10 +304,6 @@ def test_console_socket(any_runtime: Runtime, make_bundle, tmp_path: Path) -> No
 def test_console_socket_rejections(runc: Runtime, ketch: Runtime, make_bundle, tmp_path: Path,
                                    known_bug) -> None:
     """The terminal/console-socket combinations runc refuses, refused the same way."""
-    known_bug("create --console-socket with terminal false says 'cannot use console socket if "
-              "runc will not allocate tty' (runc: '... will not detach or allocate tty'); an "
-              "unreachable console socket says 'no such file or directory' without runc's "
-              "'dial unix PATH: connect: ' context")
     tty_bundle = make_bundle(["true"], terminal=True)
     plain_bundle = make_bundle(["true"])
     sock = tmp_path / "unused.sock"

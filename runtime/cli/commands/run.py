@@ -30,7 +30,8 @@ def run(ctx: Context) -> int:
     detach = bool(ctx.opts["detach"])
     keep = bool(ctx.opts["keep"])
     if kwargs["console_socket"] and not detach:
-        raise UsageError("cannot use console socket if ketch will not detach or allocate tty")
+        # runc's text, "runc" included: callers match these messages
+        raise UsageError("cannot use console socket if runc will not detach or allocate tty")
     # In the foreground a terminal is proxied through this process (no console socket).
     container = backend.get().Container.create(ctx.root, cid, bundle, detach=detach, **kwargs)
     try:
