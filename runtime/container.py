@@ -104,6 +104,7 @@ class Container:
         # In the foreground every signal from now on is meant for the container
         # (runc forwards from before start); queued until the init exists.
         forwarder = None if detach else SignalForwarder()
+        pid = 0
         try:
             os.mkfifo(state_dir.fifo, 0o622)
             os.chmod(state_dir.fifo, 0o622)  # mkfifo honours the umask
@@ -149,6 +150,8 @@ class Container:
         except BaseException:
             if forwarder is not None:
                 forwarder.restore()
+            if pid:  # the init exists: a failed create must not leave it behind
+                _kill_and_wait(pid, cgroup)
             cgroup.destroy()
             state_dir.remove()
             raise
@@ -258,8 +261,12 @@ class Container:
                 raise ContainerNotRunningError()
             pids = self._cgroup().pids() if all else [self.pid]
             for pid in pids or [self.pid]:
-                with contextlib.suppress(ProcessLookupError):
+                try:
                     os.kill(pid, sig)
+                except ProcessLookupError:
+                    continue
+                except OSError as e:  # e.g. an invalid signal number
+                    raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
 
     def delete(self, force: bool = False) -> None:
         """runtime-spec "delete": remove what ``create`` made. A ``created``
@@ -280,15 +287,7 @@ class Container:
                 log.warning(str(e))  # runtime.md: a poststop failure is only a warning
 
     def _kill_all(self) -> None:
-        cgroup = self._cgroup()
-        for pid in [self.pid, *cgroup.pids()]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while self._alive() and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, os.WNOHANG)
-            time.sleep(0.005)
+        _kill_and_wait(self.pid, self._cgroup(), self._doc.get("pid_start"))
 
     def pids(self) -> list[int]:
         """Host pids of the processes in the container's cgroup (runc ``ps``)."""
@@ -422,6 +421,19 @@ def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder) -> int:
         forwarder.restore()
 
 
+def _kill_and_wait(pid: int, cgroup: CgroupManager, start_time: str | None = None) -> None:
+    """SIGKILL ``pid`` and everything in ``cgroup``; wait (up to 5 s) until ``pid`` is gone."""
+    start_time = start_time or process_start_time(pid)
+    for victim in [pid, *cgroup.pids()]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while process_start_time(pid) == start_time and start_time and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.005)
+
+
 def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
@@ -488,8 +500,10 @@ def list_containers(root: str) -> list[Container]:
     """Every container under ``root``, sorted by ID; unreadable ones are skipped."""
     found = []
     for container_id in list_ids(root):
-        with contextlib.suppress(KetchError):
+        try:
             found.append(Container.load(root, container_id))
+        except KetchError as e:  # one broken container must not hide the others
+            log.warning(str(e))
     return found
 
 

@@ -18,19 +18,25 @@ import re
 import shutil
 from collections.abc import Iterator
 
-from ketch.runtime.errors import ContainerExistsError, ContainerNotExistError, InvalidIDError
+from ketch.runtime.errors import (
+    ContainerExistsError,
+    ContainerNotExistError,
+    InvalidIDError,
+    KetchError,
+)
 
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 LOCK_NAME = "lock"
 
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# ASCII only, and fullmatch: \w would take any Unicode letter and $ a final newline
+_ID_RE = re.compile(r"[\w+\-.]+", re.ASCII)
 
 
 def validate_id(container_id: str) -> None:
     """Raise ``InvalidIDError`` unless ``container_id`` is a valid ID (runc's rule:
     letters, digits, ``_ + - .``, not ``.`` or ``..``)."""
-    if not container_id or container_id in (".", "..") or not _ID_RE.match(container_id):
+    if not container_id or container_id in (".", "..") or not _ID_RE.fullmatch(container_id):
         raise InvalidIDError("invalid container ID format")
 
 
@@ -101,11 +107,14 @@ class StateDir:
 
     def load(self) -> dict:
         """The saved state document. Raises ``ContainerNotExistError``."""
+        path = os.path.join(self.path, STATE_FILE)
         try:
-            with open(os.path.join(self.path, STATE_FILE)) as f:
+            with open(path) as f:
                 return json.load(f)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotExistError(self.id) from None
+        except ValueError as e:
+            raise KetchError(f"load container {self.id}: {path}: {e}") from None
 
     def save(self, doc: dict) -> None:
         """Write state.json atomically (temp file + rename)."""

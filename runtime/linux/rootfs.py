@@ -74,6 +74,8 @@ def rootfs_path(spec: dict, bundle: str) -> str:
     Raises ``RootfsError`` if it does not exist or is not a directory.
     """
     path = os.path.join(bundle, spec["root"]["path"])
+    if os.path.islink(path):
+        raise RootfsError(f"invalid rootfs: {path} is a symlink")
     real = os.path.realpath(path)
     if not os.path.isdir(real):
         raise RootfsError(f"rootfs ({path}) does not exist or is not a directory")
@@ -148,6 +150,8 @@ def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str) -> None:
                     sc.mount(None, fd_path(fd), None,
                              s.MS_BIND | s.MS_REMOUNT | (opts.flags & s.MS_REC) | extra, None)
         else:
+            if fstype in ("proc", "sysfs"):
+                _require_plain_directory(root_fd, dest, fstype)
             with _opened(root_fd, dest, create="dir") as fd:
                 sc.mount(mount.get("source") or fstype, fd_path(fd), fstype, opts.flags,
                          opts.data_string)
@@ -158,6 +162,19 @@ def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str) -> None:
     except OSError as e:
         raise RootfsError(f"error mounting {mount.get('source', '')!r} to rootfs at "
                           f"{dest!r}: {e.strerror or e}") from e
+
+
+def _require_plain_directory(root_fd: int, dest: str, fstype: str) -> None:
+    # procfs or sysfs mounted through a symlink lands wherever the image points
+    # it, and the masks meant for /proc would then miss (runc refuses as well).
+    parent, name = os.path.split(os.path.normpath("/" + dest))
+    with _opened(root_fd, parent, create="dir") as dir_fd:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+    if not stat.S_ISDIR(st.st_mode):
+        raise RootfsError(f'filesystem "{fstype}" must be mounted on ordinary directory')
 
 
 def _mount_cgroup(sc: Syscalls, root_fd: int, mount: dict, flags: int) -> None:
@@ -333,6 +350,10 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
         if not _dev_is_bind_mounted(spec):
             create_devices(sc, root_fd, spec_devices(spec), bind=userns)
             setup_dev_symlinks(root_fd)
+        cwd = (spec.get("process") or {}).get("cwd")
+        if cwd:
+            # runc creates a missing cwd (in-root, so a symlink cannot lead out)
+            os.close(open_in_root(root_fd, cwd, create="dir"))
     finally:
         os.close(root_fd)
     if before_pivot is not None:

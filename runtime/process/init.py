@@ -280,8 +280,12 @@ def exec_process(path: str, args: list[str], env: dict[str, str]) -> None:
 
 def set_rlimits(process: dict) -> None:
     """Apply ``process.rlimits`` (config.md "POSIX process"); raises ``OSError``."""
-    for rl in process.get("rlimits") or []:
-        resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+    for i, rl in enumerate(process.get("rlimits") or []):
+        try:
+            resource.setrlimit(getattr(resource, rl["type"]), (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise InitError(f"process.rlimits[{i}] ({rl['type']}): cannot set soft {rl['soft']}, "
+                            f"hard {rl['hard']}: {getattr(e, 'strerror', None) or e}") from e
 
 
 def _wait_for_start(state_dir_fd: int) -> None:
