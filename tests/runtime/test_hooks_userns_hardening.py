@@ -1,0 +1,134 @@
+"""Hooks, user namespaces and the hardening cases, end to end with real containers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .conftest import Runtime, alive, cgroup_leftovers
+
+
+def _hook(kind: str, log: Path) -> dict:
+    return {"path": "/bin/sh", "args": ["sh", "-c", f'read s; echo "{kind} $s" >> {log}']}
+
+
+def test_hooks_run_in_order_with_state_on_stdin(runc: Runtime, ketch: Runtime, make_bundle,
+                                                tmp_path: Path) -> None:
+    seen = {}
+    for rt in (runc, ketch):
+        log = tmp_path / f"{rt.name}.log"
+
+        def edit(c: dict, log: Path = log) -> None:
+            c["hooks"] = {k: [_hook(k, log)] for k in
+                          ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+
+        bundle = make_bundle(["true"], edit=edit, name=f"hooks-{rt.name}")
+        cid = rt.new_id("hooks")
+        assert rt("run", "-b", str(bundle), cid).rc == 0
+        lines = log.read_text().splitlines()
+        seen[rt.name] = [line.split(" ", 1)[0] for line in lines]
+        states = [json.loads(line.split(" ", 1)[1]) for line in lines]
+        assert all(s["id"] == cid and s["bundle"] == str(bundle) for s in states)
+    assert seen["ketch"] == seen["runc"] == ["prestart", "createRuntime", "createContainer",
+                                             "poststart", "poststop"]
+
+
+def test_failing_hook_leaves_nothing(ketch: Runtime, make_bundle) -> None:
+    for hook in ({"path": "/nonexistent-hook"},
+                 {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]},
+                 {"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}):
+        bundle = make_bundle(["true"], edit=lambda c, h=hook: c.update(hooks={"createRuntime": [h]}))
+        cid = ketch.new_id("hookfail")
+        r = ketch("run", "-b", str(bundle), cid)
+        assert r.rc == 1 and "createRuntime hook" in r.msg, r
+        assert not (ketch.root / cid).exists()
+        assert cgroup_leftovers(cid) == []
+
+
+def test_user_namespace_maps_ids_and_ownership(ketch: Runtime, make_bundle) -> None:
+    def edit(c: dict) -> None:
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    bundle = make_bundle(["sh", "-c", "id; cat /proc/self/uid_map; stat -c '%u:%g' /owned /"],
+                         edit=edit)
+    # the container's root is an unprivileged host uid: it must be able to reach the bundle
+    for parent in [bundle, *bundle.parents]:
+        if parent == Path("/tmp"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o111)
+    (bundle / "rootfs" / "owned").write_text("x")
+    os.chown(bundle / "rootfs" / "owned", 100000 + 42, 100000 + 43)
+    r = ketch("run", "-b", str(bundle), ketch.new_id("userns"))
+    assert r.rc == 0, r
+    lines = r.out.splitlines()
+    assert lines[0].startswith("uid=0(root) gid=0(root)")
+    assert lines[1].split() == ["0", "100000", "65536"]
+    assert lines[2] == "42:43"          # a file owned through the mapping
+    assert lines[3] == "65534:65534"    # host root is unmapped: the overflow id
+
+
+def test_failed_pid_file_write_leaves_no_process_or_cgroup(ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(["sleep", "1000"])
+    cid = ketch.new_id("pidfile")
+    r = ketch("create", "-b", str(bundle), "--pid-file", "/nonexistent/dir/pid", cid)
+    assert r.rc == 1
+    assert not (ketch.root / cid).exists()
+    assert cgroup_leftovers(cid) == []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert not (cid.encode() in cmd and alive(pid)), f"leaked process {pid}"
+
+
+def test_cwd_through_a_runtime_fd_is_refused(ketch: Runtime, make_bundle) -> None:
+    """process.cwd = /proc/self/fd/N must never land on a host directory (CVE-2024-21626)."""
+    for fd in range(3, 10):
+        bundle = make_bundle(["sh", "-c", "pwd; ls"],
+                             edit=lambda c, fd=fd: c["process"].update(cwd=f"/proc/self/fd/{fd}"))
+        r = ketch("run", "-b", str(bundle), ketch.new_id("cwdfd"))
+        assert r.rc != 0 or "state.json" not in r.out, f"fd {fd}: escaped to {r.out!r}"
+        assert "exec.fifo" not in r.out and "lock" not in r.out.split()
+
+
+def test_proc_on_a_symlink_is_refused(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(["true"])
+    (bundle / "rootfs" / "proc").rmdir()
+    (bundle / "rootfs" / "proc").symlink_to("/")
+    for rt in (runc, ketch):
+        r = rt("run", "-b", str(bundle), rt.new_id("procsym"))
+        assert r.rc == 1 and 'filesystem "proc" must be mounted on ordinary directory' in r.msg, r
+
+
+def test_missing_cwd_is_created_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    out = {}
+    for rt in (runc, ketch):
+        bundle = make_bundle(["pwd"], edit=lambda c: c["process"].update(cwd="/does/not/exist"),
+                             name=f"cwd-{rt.name}")
+        r = rt("run", "-b", str(bundle), rt.new_id("cwd"))
+        out[rt.name] = (r.rc, r.out)
+    assert out["ketch"] == out["runc"] == (0, "/does/not/exist\n")
+
+
+def test_unicode_or_newline_ids_are_invalid(ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(["true"])
+    for cid in ("é", "nl\n", "a\tb"):
+        r = ketch("create", "-b", str(bundle), cid)
+        assert r.rc == 1 and r.msg == "ketch create failed: invalid container ID format", r
+
+
+def test_corrupt_state_is_skipped_by_list(ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(["sleep", "1000"])
+    good = ketch.new_id("good")
+    assert ketch("run", "-d", "-b", str(bundle), good).rc == 0
+    bad = ketch.root / "broken"
+    bad.mkdir()
+    (bad / "state.json").write_text("garbage{")
+    r = ketch("list", "-q")
+    assert r.rc == 0 and r.out.split() == [good]
+    assert "load container broken" in r.err
+    ketch("delete", "-f", good)
