@@ -12,7 +12,7 @@ DEMO_DIR      ?= /tmp/ketch-demo
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
                  runc umoci skopeo docker-registry iproute2 procps
 
-.PHONY: all deps venv demo test lint clean
+.PHONY: all deps venv demo test lint conformance bench clean
 
 all: demo
 
@@ -57,6 +57,19 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q -rs
+
+# The OCI runtime-tools validation suite against ketch and runc in one run
+# (RT_TESTS="a b" for a subset); prints both side by side.
+CONFORMANCE_OUT ?= /tmp/ketch-conformance
+conformance: venv
+	rm -rf $(CONFORMANCE_OUT) && mkdir -p $(CONFORMANCE_OUT)
+	-bash conformance/runtime-validation.sh $(abspath $(BIN)/ketch) $(CONFORMANCE_OUT)/ketch > /dev/null
+	-bash conformance/runtime-validation.sh $$(command -v runc) $(CONFORMANCE_OUT)/runc > /dev/null
+	$(PY) conformance/compare.py $(CONFORMANCE_OUT)/ketch/results.txt $(CONFORMANCE_OUT)/runc/results.txt
+
+# ketch run /bin/true beside runc run, interleaved in one run
+bench: venv
+	$(PY) benchmarks/run_true.py
 
 lint: venv
 	$(BIN)/ruff check .

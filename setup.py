@@ -35,7 +35,8 @@ def _packages() -> tuple[list[str], dict[str, str]]:
             if "__init__.py" in filenames:
                 rel = os.path.relpath(dirpath, root)
                 packages.append(name if rel == "." else name + "." + rel.replace(os.sep, "."))
-    packages.append("ketch.schemas")
+    # the schema folders hold only JSON: data packages of ketch.schemas
+    packages += ["ketch.schemas", "ketch.schemas.runtime", "ketch.schemas.image"]
     return packages, package_dir
 
 
