@@ -1,0 +1,39 @@
+"""A fast subset of the OCI runtime-tools validation suite, run against ketch.
+
+The whole suite, side by side with runc, is ``make conformance``; this subset
+keeps the lifecycle, namespace, mount, device and hook tests from regressing
+in ``make test``. The harness builds the suite offline from Debian's packages
+(conformance/runtime-validation.sh), so the first run installs Go.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSET = ("create state kill delete_resources hostname hooks_stdin linux_devices "
+          "linux_ns_itype linux_ns_nopath linux_masked_paths linux_readonly_paths "
+          "linux_rootfs_propagation root_readonly_true process_user")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the validation suite needs root")
+
+
+def test_validation_subset_passes(tmp_path: Path) -> None:
+    ketch = Path(sys.executable).parent / "ketch"
+    tests = SUBSET
+    env = dict(os.environ, RT_TESTS=tests)
+    proc = subprocess.run(["bash", str(ROOT / "conformance" / "runtime-validation.sh"),
+                           str(ketch), str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=1200)
+    summary = re.search(r"validation: (\d+) passed, (\d+) failed, (\d+) skipped \(files: (\d+) ok / (\d+)",
+                        proc.stdout)
+    assert summary, proc.stdout[-3000:] + proc.stderr[-3000:]
+    passed, failed, _, files_ok, files = (int(g) for g in summary.groups())
+    assert failed == 0 and files_ok == files == len(tests.split()), proc.stdout
+    assert passed > 600
