@@ -9,32 +9,29 @@ rules; error texts are runc's where callers match them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import select
 import signal
-import socket
-import termios
 import time
-import tty
 
 from ketch.runtime import log
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups.fs import CgroupManager
-from ketch.runtime.cgroups.resources import apply_resources
 from ketch.runtime.errors import (
     ContainerNotRunningError,
     InvalidStateError,
     KetchError,
     ProcessError,
 )
-from ketch.runtime.linux.console import connect_console_socket, receive_master
 from ketch.runtime.linux.hooks import HookError, hook_state, run_hooks
-from ketch.runtime.process.init import InitOptions
-from ketch.runtime.process.parent import spawn_exec, spawn_init
-from ketch.runtime.process.setns import ExecOptions
 from ketch.runtime.state import StateDir, list_ids
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+# state, kill, delete and list only read the state store: the process, rootfs
+# and terminal machinery is imported by the operations that start processes.
 
 CREATED, RUNNING, STOPPED = "created", "running", "stopped"
 
@@ -91,6 +88,10 @@ class Container:
         Raises ``InvalidIDError``, ``ContainerExistsError``, ``ConfigError``,
         ``ProcessError``; on any error nothing is left under ``root``.
         """
+        from ketch.runtime.cgroups.resources import apply_resources
+        from ketch.runtime.linux.console import receive_master
+        from ketch.runtime.process.init import InitOptions
+        from ketch.runtime.process.parent import spawn_init
         from ketch.runtime.spec.validate import load_config
 
         state_dir = StateDir(root, container_id)
@@ -233,6 +234,8 @@ class Container:
                 raise InvalidStateError("cannot start an already running container")
             if not self._doc["config"].get("process"):
                 raise InvalidStateError("cannot start a container with no process")
+            import select
+
             fd = os.open(self._dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             try:
                 while True:
@@ -308,6 +311,9 @@ class Container:
         ``process``, ``InvalidStateError`` for a stopped container,
         ``ProcessError`` when it cannot be started.
         """
+        from ketch.runtime.linux.console import receive_master
+        from ketch.runtime.process.parent import spawn_exec
+        from ketch.runtime.process.setns import ExecOptions
         from ketch.runtime.spec.validate import validate_config
 
         validate_config({**self._doc["config"], "process": process})
@@ -358,6 +364,10 @@ def _console_pair(terminal: bool, console_socket: str | None,
         raise KetchError("cannot use console socket if runc will not detach or allocate tty")
     if not terminal:
         return None, None
+    import socket
+
+    from ketch.runtime.linux.console import connect_console_socket
+
     if console_socket is not None:
         return None, connect_console_socket(console_socket)
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -399,6 +409,9 @@ class SignalForwarder:
 
 def _copy_window_size(master: int) -> None:
     """Give the container's pty the size of our terminal, if we have one."""
+    import fcntl
+    import termios
+
     with contextlib.suppress(OSError):
         size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
@@ -441,6 +454,10 @@ def _exit_code(status: int) -> int:
 def _proxy_terminal(master: int, pid: int) -> int:
     """Copy our stdin to the pty master and the master to our stdout until the
     init exits (``runc run`` with ``terminal: true`` and no console socket)."""
+    import select
+    import termios
+    import tty
+
     saved = None
     if os.isatty(0):
         saved = termios.tcgetattr(0)
