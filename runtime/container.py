@@ -97,6 +97,11 @@ class Container:
         state_dir = StateDir(root, container_id)
         bundle = os.path.abspath(bundle)
         spec = load_config(bundle)
+        seccomp = (spec.get("linux") or {}).get("seccomp")
+        if seccomp:
+            from ketch.runtime.linux.seccomp import build_filter
+
+            build_filter(seccomp)  # refuse a bad filter before anything is created
         preserve_fds += _socket_activation(spec)
         console_ours, console_theirs = _console_pair(
             bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
@@ -324,6 +329,7 @@ class Container:
         try:
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
             opts = ExecOptions(self.pid, preserve_fds=preserve_fds, debug=debug,
+                               seccomp=(self._doc["config"].get("linux") or {}).get("seccomp"),
                                console_fd=theirs.fileno() if theirs else None)
             try:
                 pid = spawn_exec(process, opts, self._cgroup(), log.emit)

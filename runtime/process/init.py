@@ -32,8 +32,10 @@ from ketch.runtime.linux.process_attrs import (
     write_time_offsets,
 )
 from ketch.runtime.linux.rootfs import setup_rootfs
+from ketch.runtime.linux.seccomp import build_filter
 from ketch.runtime.process import sync
 from ketch.runtime.process.sync import SyncSocket
+from ketch.runtime.syscalls import SeccompFilter
 
 
 class InitError(KetchError):
@@ -129,7 +131,7 @@ def _describe(err: BaseException) -> str:
 def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan) -> None:
     """The container's init; see the module docstring. Never returns."""
     try:
-        _setup(chan, spec, opts, plan)
+        late_filter = _setup(chan, spec, opts, plan)
         process = spec.get("process")
         # runtime.md: create works without a process; only start needs one
         # (and refuses before it would release us).
@@ -143,6 +145,8 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
         run_hooks(spec, "startContainer", {**opts.hook_state, "status": "created",
                                            "pid": os.getpid()})
         s.linux().close_range_cloexec(fd_base)
+        if late_filter is not None:
+            s.linux().load_seccomp(late_filter)
         exec_process(path, args, env)
     except BaseException as e:  # report every failure, then exit
         with contextlib.suppress(Exception):
@@ -152,7 +156,8 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
         os._exit(255)
 
 
-def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan) -> None:
+def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
+           plan: NamespacePlan) -> SeccompFilter | None:
     sc = s.linux()
     os.setsid()
     if not opts.no_new_keyring:
@@ -186,12 +191,26 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePlan)
     if "oomScoreAdj" in process:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(process["oomScoreAdj"]))
-    set_user(sc, chan, process)
+    return set_user(sc, chan, process, spec.get("linux", {}).get("seccomp"))
 
 
-def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
-    """Capabilities, no_new_privs and the uid/gid switch, in runc's order."""
+def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict,
+             seccomp: dict | None = None) -> SeccompFilter | None:
+    """Capabilities, no_new_privs and the uid/gid switch, in runc's order.
+
+    ``seccomp`` (``linux.seccomp``): without no_new_privs loading a filter is
+    privileged, so it is loaded here, before capabilities are dropped; with
+    no_new_privs the built filter is returned for the caller to load as the
+    last step before execve (fewest syscalls under the filter; runc's order).
+    """
     user = process.get("user") or {}
+    late_filter = None
+    if seccomp:
+        flt = build_filter(seccomp)
+        if process.get("noNewPrivileges"):
+            late_filter = flt
+        else:
+            sc.load_seccomp(flt)
     caps = CapabilitySets(process.get("capabilities"),
                           lambda m: chan.send(sync.LOG, level="warning", message=m))
     if process.get("capabilities") is not None:
@@ -218,6 +237,7 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict) -> None:
     except OSError:
         raise InitError(f"current working directory ({cwd!r}) is outside of the container "
                         "mount namespace root -- possible container breakout detected") from None
+    return late_filter
 
 
 def _join_session_keyring(sc: s.Syscalls, container_id: str) -> None:

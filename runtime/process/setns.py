@@ -38,11 +38,13 @@ class ExecOptions:
     """What the exec'd process needs beyond its ``process`` object."""
 
     def __init__(self, init_pid: int, *, preserve_fds: int = 0, console_fd: int | None = None,
-                 debug: bool = False) -> None:
+                 debug: bool = False, seccomp: dict | None = None) -> None:
         self.init_pid = init_pid
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
         self.debug = debug
+        # the container's linux.seccomp: an exec'd process gets the same filter (runc)
+        self.seccomp = seccomp
 
 
 def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
@@ -98,9 +100,11 @@ def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
         set_rlimits(process)
         apply_io_priority(sc, process.get("ioPriority"))
         apply_scheduler(process.get("scheduler"))
-        set_user(sc, chan, process)
+        late_filter = set_user(sc, chan, process, opts.seccomp)
         path, args, env = prepare_exec(process)
         s.linux().close_range_cloexec(3 + opts.preserve_fds)
+        if late_filter is not None:
+            sc.load_seccomp(late_filter)
         exec_process(path, args, env)
     except BaseException as e:  # report every failure, then exit
         report(chan, e, opts.debug)

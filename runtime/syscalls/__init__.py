@@ -69,6 +69,22 @@ CLOSE_RANGE_CLOEXEC = 1 << 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
+class SeccompFilter:
+    """A seccomp filter in libseccomp's terms, built by ``ketch.runtime.linux.seccomp``.
+
+    ``rules``: (action, syscall name, [(arg index, op name, value, value_two)]);
+    ``attrs``: {"CTL_TSYNC"|"CTL_LOG"|"CTL_SSB"|"CTL_NNP": 0 or 1}.
+    """
+
+    def __init__(self, default_action: int, archs: list[str],
+                 rules: list[tuple[int, str, list[tuple[int, str, int, int]]]],
+                 attrs: dict[str, int]) -> None:
+        self.default_action = default_action
+        self.archs = archs
+        self.rules = rules
+        self.attrs = attrs
+
+
 class Syscalls(Protocol):
     """What the runtime asks of the kernel beyond Python's ``os`` module."""
 
@@ -88,6 +104,7 @@ class Syscalls(Protocol):
     def personality(self, persona: int) -> None: ...
     def ioprio_set(self, ioprio: int) -> None: ...
     def join_session_keyring(self, name: str) -> None: ...
+    def load_seccomp(self, filter_spec: SeccompFilter) -> None: ...
 
 
 def _bytes(s: str | None):
@@ -168,6 +185,47 @@ class LinuxSyscalls:
 
     def join_session_keyring(self, name: str) -> None:
         self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")
+
+
+    def load_seccomp(self, filter_spec: SeccompFilter) -> None:
+        """Build the filter with libseccomp and load it into this thread.
+
+        Unknown syscall names are skipped (runc does too); raises ``OSError``.
+        """
+        lib, ffi = self._lib, self._ffi
+        ctx = lib.seccomp_init(filter_spec.default_action)
+        if ctx == ffi.NULL:
+            raise OSError(22, "seccomp_init: invalid default action")
+        try:
+            for name, value in filter_spec.attrs.items():
+                self._seccomp_check(lib.seccomp_attr_set(ctx, getattr(lib, "SCMP_FLTATR_" + name),
+                                                         value), f"seccomp attribute {name}")
+            for arch in filter_spec.archs:
+                token = lib.seccomp_arch_resolve_name(arch.encode())
+                if token == 0:
+                    raise OSError(22, f"seccomp: unknown architecture {arch!r}")
+                rc = lib.seccomp_arch_add(ctx, token)
+                if rc not in (0, -17):  # -EEXIST: the native architecture is already there
+                    self._seccomp_check(rc, f"seccomp_arch_add {arch}")
+            for action, name, args in filter_spec.rules:
+                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                if nr < 0:
+                    continue
+                cmps = ffi.new("struct scmp_arg_cmp[]", max(1, len(args)))
+                for i, (index, op, value, value_two) in enumerate(args):
+                    cmps[i].arg = index
+                    cmps[i].op = getattr(lib, "SCMP_" + op.removeprefix("SCMP_"))
+                    cmps[i].datum_a = value
+                    cmps[i].datum_b = value_two
+                self._seccomp_check(lib.seccomp_rule_add_array(ctx, action, nr, len(args), cmps),
+                                    f"seccomp rule for {name}")
+            self._seccomp_check(lib.seccomp_load(ctx), "seccomp_load")
+        finally:
+            lib.seccomp_release(ctx)
+
+    def _seccomp_check(self, rc: int, what: str) -> None:
+        if rc < 0:
+            raise OSError(-rc, f"{what}: {os.strerror(-rc)}")
 
 
 _default: LinuxSyscalls | None = None

@@ -26,6 +26,24 @@ int ketch_capget(unsigned int version, int pid, unsigned int *data6);
 int ketch_personality(unsigned long persona);
 int ketch_ioprio_set(int which, int who, int ioprio);
 long ketch_join_session_keyring(const char *name);
+
+/* libseccomp (seccomp.h) */
+typedef void *scmp_filter_ctx;
+enum scmp_filter_attr { SCMP_FLTATR_CTL_NNP, SCMP_FLTATR_CTL_TSYNC, SCMP_FLTATR_CTL_LOG,
+                        SCMP_FLTATR_CTL_SSB, ... };
+enum scmp_compare { SCMP_CMP_NE, SCMP_CMP_LT, SCMP_CMP_LE, SCMP_CMP_EQ, SCMP_CMP_GE,
+                    SCMP_CMP_GT, SCMP_CMP_MASKED_EQ, ... };
+struct scmp_arg_cmp { unsigned int arg; enum scmp_compare op; uint64_t datum_a;
+                      uint64_t datum_b; };
+scmp_filter_ctx seccomp_init(uint32_t def_action);
+void seccomp_release(scmp_filter_ctx ctx);
+uint32_t seccomp_arch_resolve_name(const char *arch_name);
+int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
+int seccomp_syscall_resolve_name(const char *name);
+int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
+                           unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
+int seccomp_attr_set(scmp_filter_ctx ctx, enum scmp_filter_attr attr, uint32_t value);
+int seccomp_load(const scmp_filter_ctx ctx);
 """
 
 SOURCE = r"""
@@ -37,6 +55,7 @@ SOURCE = r"""
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <seccomp.h>
 
 /* Raw syscalls: a multi-threaded libc wrapper would broadcast set*id to all
  * threads (fine), but pivot_root/close_range/capset have no glibc wrapper. */
@@ -91,7 +110,7 @@ static int ketch_capget(unsigned int version, int pid, unsigned int *d) {
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("ketch.runtime.syscalls._native", SOURCE)
+ffibuilder.set_source("ketch.runtime.syscalls._native", SOURCE, libraries=["seccomp"])
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

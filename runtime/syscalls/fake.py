@@ -71,3 +71,6 @@ class RecordingSyscalls:
     def join_session_keyring(self, name: str) -> None:
         self._record("join_session_keyring", name)
 
+    def load_seccomp(self, filter_spec) -> None:
+        self._record("load_seccomp", filter_spec)
+
