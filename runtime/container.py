@@ -97,6 +97,9 @@ class Container:
         state_dir = StateDir(root, container_id)
         bundle = os.path.abspath(bundle)
         spec = load_config(bundle)
+        from ketch.runtime.linux.lsm import check_lsm
+
+        check_lsm(spec, log.warning)
         seccomp = (spec.get("linux") or {}).get("seccomp")
         if seccomp:
             from ketch.runtime.linux.seccomp import build_filter

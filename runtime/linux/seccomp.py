@@ -13,15 +13,15 @@ from ketch.runtime.errors import ConfigError
 from ketch.runtime.syscalls import SeccompFilter
 
 # seccomp.h action values; ERRNO and TRACE carry a 16-bit value
-_ACTIONS = {
+ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
     "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
     "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
     "SCMP_ACT_LOG": 0x7FFC0000, "SCMP_ACT_ALLOW": 0x7FFF0000,
 }
-_OPERATORS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
+OPERATORS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
               "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"}
-_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC", "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC", "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
           "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "CTL_SSB"}
 _EPERM = 1
 
@@ -29,9 +29,9 @@ _EPERM = 1
 def _action(name: str, errno_ret: int | None, field: str) -> int:
     if name == "SCMP_ACT_NOTIFY":
         raise ConfigError(field, "SCMP_ACT_NOTIFY (seccomp listener) is not supported yet")
-    if name not in _ACTIONS:
+    if name not in ACTIONS:
         raise ConfigError(field, f"unknown seccomp action {name!r}")
-    value = _ACTIONS[name]
+    value = ACTIONS[name]
     if name == "SCMP_ACT_ERRNO":
         value |= (_EPERM if errno_ret is None else errno_ret) & 0xFFFF
     return value
@@ -54,14 +54,14 @@ def build_filter(seccomp: dict) -> SeccompFilter:
             continue  # libseccomp refuses a rule that changes nothing
         args = []
         for j, arg in enumerate(rule.get("args") or []):
-            if arg.get("op") not in _OPERATORS:
+            if arg.get("op") not in OPERATORS:
                 raise ConfigError(f"{field}.args[{j}].op", f"unknown operator {arg.get('op')!r}")
             args.append((arg["index"], arg["op"], arg.get("value", 0), arg.get("valueTwo", 0)))
         rules.extend((action, name, args) for name in rule.get("names") or [])
     attrs = {"CTL_NNP": 0}  # no_new_privs is ours to set (process.noNewPrivileges)
     for flag in seccomp.get("flags") or []:
-        if flag not in _FLAGS:
+        if flag not in FLAGS:
             raise ConfigError("linux.seccomp.flags", f"unknown flag {flag!r}")
-        attrs[_FLAGS[flag]] = 1
+        attrs[FLAGS[flag]] = 1
     return SeccompFilter(default, [_arch(a) for a in seccomp.get("architectures") or []],
                          rules, attrs)

@@ -24,6 +24,7 @@ from ketch.runtime.errors import KetchError
 from ketch.runtime.linux.capabilities import CapabilitySets
 from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
+from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
 from ketch.runtime.linux.process_attrs import (
     apply_io_priority,
@@ -145,6 +146,7 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
         run_hooks(spec, "startContainer", {**opts.hook_state, "status": "created",
                                            "pid": os.getpid()})
         s.linux().close_range_cloexec(fd_base)
+        apply_apparmor((process or {}).get("apparmorProfile"))
         if late_filter is not None:
             s.linux().load_seccomp(late_filter)
         exec_process(path, args, env)

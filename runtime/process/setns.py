@@ -16,6 +16,7 @@ import os
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.linux.console import setup_console
+from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import FLAGS, PROC_NAMES
 from ketch.runtime.linux.process_attrs import apply_io_priority, apply_scheduler
 from ketch.runtime.process import sync
@@ -103,6 +104,7 @@ def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
         late_filter = set_user(sc, chan, process, opts.seccomp)
         path, args, env = prepare_exec(process)
         s.linux().close_range_cloexec(3 + opts.preserve_fds)
+        apply_apparmor(process.get("apparmorProfile"))
         if late_filter is not None:
             sc.load_seccomp(late_filter)
         exec_process(path, args, env)

@@ -41,5 +41,6 @@ def test_features_is_valid_and_truthful(ketch) -> None:
     assert list(schema_errors("runtime", "features", doc)) == []
     assert doc["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
                             "poststart", "poststop"]
-    assert doc["linux"]["seccomp"] == {"enabled": False}
+    assert doc["linux"]["seccomp"]["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" not in doc["linux"]["seccomp"]["actions"]
     assert "rbind" in doc["mountOptions"] and "ro" in doc["mountOptions"]
