@@ -30,6 +30,26 @@ def _write_id_map(pid: int, name: str, mappings: list[dict]) -> None:
         f.write(lines)
 
 
+def _fork_stage1(stage1: Callable[[SyncSocket], None],
+                 log: Callable[[str, str], None]) -> tuple[SyncSocket, int]:
+    """Fork a stage-1 child running ``stage1(child_end)`` (which never returns);
+    return our end of the sync socket and the child's pid."""
+    parent_end, child_end = SyncSocket.pair()
+    parent_end.on_log = log
+    pid = os.fork()
+    if pid == 0:
+        parent_end.close()
+        stage1(child_end)
+    child_end.close()
+    return parent_end, pid
+
+
+def _start_failure(err: SyncError | OSError) -> ProcessError:
+    reason = str(err) if isinstance(err, SyncError) else f"{err.strerror}: {err.filename}"
+    # runc's wording; callers such as containerd show it to users as is
+    return ProcessError(f"unable to start container process: {reason}")
+
+
 def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
                log: Callable[[str, str], None]) -> int:
     """Fork the container's process chain; return the init's pid once it is READY.
@@ -39,13 +59,7 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
     msg)`` receives warnings from the children.
     Raises ``ProcessError`` with the child's own message.
     """
-    parent_end, child_end = SyncSocket.pair()
-    parent_end.on_log = log
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent_end.close()
-        stage1_main(child_end, spec, opts)  # never returns
-    child_end.close()
+    parent_end, stage1 = _fork_stage1(lambda chan: stage1_main(chan, spec, opts), log)
     init_pid = 0
     try:
         cgroup.add(stage1)
@@ -85,9 +99,7 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
     except (SyncError, OSError) as e:
         # the init is our child only when we are its subreaper; reaped if we can
         _kill_and_reap(init_pid, stage1)
-        reason = str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}"
-        # runc's wording; callers such as containerd show it to users as is
-        raise ProcessError(f"unable to start container process: {reason}") from e
+        raise _start_failure(e) from e
     finally:
         parent_end.close()
 
@@ -100,13 +112,7 @@ def spawn_exec(process: dict, opts: ExecOptions, cgroup: CgroupManager,
     The process joins ``cgroup`` before it enters any namespace. Raises
     ``ProcessError`` with the process's own message (nothing is left running).
     """
-    parent_end, child_end = SyncSocket.pair()
-    parent_end.on_log = log
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent_end.close()
-        exec_stage1_main(child_end, process, opts)  # never returns
-    child_end.close()
+    parent_end, stage1 = _fork_stage1(lambda chan: exec_stage1_main(chan, process, opts), log)
     pid = 0
     try:
         cgroup.add(stage1)
@@ -118,8 +124,7 @@ def spawn_exec(process: dict, opts: ExecOptions, cgroup: CgroupManager,
         return pid
     except (SyncError, OSError) as e:
         _kill_and_reap(pid, stage1)
-        reason = str(e) if isinstance(e, SyncError) else f"{e.strerror}: {e.filename}"
-        raise ProcessError(f"unable to start container process: {reason}") from e
+        raise _start_failure(e) from e
     finally:
         parent_end.close()
 

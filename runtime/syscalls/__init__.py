@@ -165,8 +165,24 @@ class LinuxSyscalls:
         self._check(self._lib.ketch_setresgid(gid, gid, gid), "setresgid")
 
     def close_range_cloexec(self, first: int) -> None:
-        self._check(self._lib.ketch_close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC),
-                    "close_range")
+        """Mark every fd from ``first`` on close-on-exec.
+
+        close_range(2) may be missing (old kernels) or refused by a seccomp
+        filter already loaded, whose allow-list predates it: then each fd is
+        marked with fcntl(2), as runc falls back too.
+        """
+        if self._lib.ketch_close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC) == 0:
+            return
+        import fcntl
+
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= first:
+                try:
+                    flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+                    fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+                except OSError:
+                    continue  # the listing's own fd, already closed
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         lo, hi = 0xFFFFFFFF, 32

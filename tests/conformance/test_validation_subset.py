@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,13 +26,20 @@ SUBSET = ("create state kill delete_resources hostname hooks_stdin linux_devices
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the validation suite needs root")
 
 
-def test_validation_subset_passes(tmp_path: Path) -> None:
+def test_validation_subset_passes() -> None:
     ketch = Path(sys.executable).parent / "ketch"
     tests = SUBSET
     env = dict(os.environ, RT_TESTS=tests)
-    proc = subprocess.run(["bash", str(ROOT / "conformance" / "runtime-validation.sh"),
-                           str(ketch), str(tmp_path / "out")],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    # The suite's containers run as other users and in user namespaces: their
+    # bundles need world-traversable parents, which pytest's 0700 tmp_path lacks.
+    out = tempfile.mkdtemp(prefix="ketch-validation-", dir="/tmp")
+    os.chmod(out, 0o755)
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "conformance" / "runtime-validation.sh"),
+                               str(ketch), out],
+                              capture_output=True, text=True, env=env, timeout=1200)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     summary = re.search(r"validation: (\d+) passed, (\d+) failed, (\d+) skipped \(files: (\d+) ok / (\d+)",
                         proc.stdout)
     assert summary, proc.stdout[-3000:] + proc.stderr[-3000:]
