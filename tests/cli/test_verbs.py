@@ -346,3 +346,9 @@ def test_list_library_error(ketch, fake) -> None:
     fake.list_containers = broken
     r = ketch("list")
     assert r.rc == 1 and msg(r.err) == "container does not exist"
+
+
+def test_systemd_cgroup_is_refused_with_a_clear_error(ketch, fake) -> None:
+    r = ketch("--systemd-cgroup", "run", "-b", "/b", "c1")
+    assert r.rc == 1 and "systemd" in msg(r.err)
+    assert fake.calls == []

@@ -52,6 +52,13 @@ def check_rootless(value: str) -> None:
 def create_options(ctx: Context) -> tuple[str, dict[str, object]]:
     """The bundle and the keyword arguments of ``Container.create`` from the flags."""
     check_rootless(str(ctx.globals["rootless"]))
+    if ctx.globals["systemd-cgroup"]:
+        # cgroupsPath "slice:prefix:name" through systemd's D-Bus API is not
+        # implemented; say so rather than place the container elsewhere.
+        if not os.path.isdir("/run/systemd/system"):
+            # runc's text
+            raise UsageError("systemd not running on this host, cannot use systemd cgroups manager")
+        raise UsageError("--systemd-cgroup is not supported by this version of ketch")
     o = ctx.opts
     bundle = absolute(str(o["bundle"]) or os.getcwd())
     pid_file = str(o["pid-file"])
