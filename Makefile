@@ -12,7 +12,7 @@ DEMO_DIR      ?= /tmp/ketch-demo
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
                  libseccomp-dev runc umoci skopeo docker-registry iproute2 procps
 
-.PHONY: all deps venv demo test lint conformance bench clean
+.PHONY: all deps venv demo test lint conformance orchestrators bench clean
 
 all: demo
 
@@ -66,6 +66,10 @@ conformance: venv
 	-bash conformance/runtime-validation.sh $(abspath $(BIN)/ketch) $(CONFORMANCE_OUT)/ketch > /dev/null
 	-bash conformance/runtime-validation.sh $$(command -v runc) $(CONFORMANCE_OUT)/runc > /dev/null
 	$(PY) conformance/compare.py $(CONFORMANCE_OUT)/ketch/results.txt $(CONFORMANCE_OUT)/runc/results.txt
+
+# podman and a private containerd driving ketch (conformance/orchestrators.sh)
+orchestrators: venv
+	bash conformance/orchestrators.sh $(abspath $(BIN)/ketch)
 
 # ketch run /bin/true beside runc run, interleaved in one run
 bench: venv
