@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # state, kill, delete and list only read the state store: the process, rootfs
 # and terminal machinery is imported by the operations that start processes.
 
-CREATED, RUNNING, STOPPED = "created", "running", "stopped"
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 _FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
@@ -197,11 +197,14 @@ class Container:
         return bool(pid) and process_start_time(pid) == self._doc.get("pid_start")
 
     def status(self) -> str:
-        """"created", "running" or "stopped" (runtime-spec "State" ``status``)."""
+        """"created", "running", "paused" (runc's addition) or "stopped"
+        (runtime-spec "State" ``status``)."""
         if not self._alive():
             return STOPPED
         if os.path.exists(self._dir.fifo):
             return CREATED
+        if self._doc.get("paused") and self._cgroup().is_frozen():
+            return PAUSED
         return RUNNING
 
     def state(self) -> dict:
@@ -279,15 +282,44 @@ class Container:
                 except OSError as e:  # e.g. an invalid signal number
                     raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
 
+    def pause(self) -> None:
+        """Freeze every process of the container (runc ``pause``; cgroup freezer).
+
+        Raises ``ContainerNotRunningError`` unless it is running.
+        """
+        self._set_paused(True)
+
+    def resume(self) -> None:
+        """Thaw a paused container (runc ``resume``). Raises ``InvalidStateError``."""
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        with self._dir.locked():
+            status = self.status()
+            if paused and status != RUNNING:
+                raise ContainerNotRunningError()
+            if not paused and status != PAUSED:
+                raise InvalidStateError("container not paused")
+            try:
+                self._cgroup().freeze(paused)
+            except OSError as e:
+                raise KetchError(f"{'pause' if paused else 'resume'}: {e.strerror}") from e
+            self._doc["paused"] = paused
+            self._dir.save(self._doc)
+
     def delete(self, force: bool = False) -> None:
         """runtime-spec "delete": remove what ``create`` made. A ``created``
         container is killed first (runc); a running one only with ``force``.
         Raises ``InvalidStateError``."""
         with self._dir.locked():
             status = self.status()
-            if status == RUNNING and not force:
+            if status in (RUNNING, PAUSED) and not force:
                 raise InvalidStateError(
                     f"cannot delete container {self.id} that is not stopped: {status}")
+            if status == PAUSED:
+                # a frozen task cannot die: thaw it so that SIGKILL is delivered
+                with contextlib.suppress(OSError):
+                    self._cgroup().freeze(False)
             if status != STOPPED:
                 self._kill_all()
             self._cgroup().destroy()
@@ -325,8 +357,12 @@ class Container:
         from ketch.runtime.spec.validate import validate_config
 
         validate_config({**self._doc["config"], "process": process})
-        if self.status() == STOPPED:
+        status = self.status()
+        if status == STOPPED:
             raise InvalidStateError("cannot exec in a stopped container")
+        if status == PAUSED:
+            # the new process would join the frozen cgroup and freeze before exec
+            raise InvalidStateError("cannot exec in a paused container")
         ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
         forwarder = None if detach else SignalForwarder()
         try:

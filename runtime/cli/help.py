@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "",
     ),
     "features": ("show the enabled features", "", "Show the features this build of ketch supports."),
+    "pause": ("pause suspends all processes inside the container", "<container-id>",
+              "Where \"<container-id>\" is the name for the instance of the container to be paused."),
+    "resume": ("resumes all processes that have been previously paused", "<container-id>",
+               "Where \"<container-id>\" is the name for the instance of the container to be resumed."),
     "ps": ("ps displays the processes running inside a container",
            "<container-id> [ps options]", ""),
     "delete": (

@@ -1,0 +1,47 @@
+"""pause / resume through the cgroup freezer (runc's commands)."""
+
+from __future__ import annotations
+
+import time
+
+from .conftest import Runtime
+
+COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/c; sleep 0.05; done"]
+
+
+def _count(rt: Runtime, cid: str) -> int:
+    return int(rt("exec", cid, "cat", "/dev/shm/c").out.strip())
+
+
+def test_pause_stops_and_resume_continues(ketch: Runtime, make_bundle) -> None:
+    cid = ketch.new_id("pause")
+    assert ketch("run", "-d", "-b", str(make_bundle(COUNTER)), cid).rc == 0
+    time.sleep(0.3)
+    assert ketch("pause", cid).rc == 0
+    assert ketch.status(cid) == "paused"
+    r = ketch("exec", cid, "true")
+    assert r.rc == 255 and "cannot exec in a paused container" in r.msg
+    assert ketch("delete", cid).rc == 1  # not stopped
+    assert ketch("resume", cid).rc == 0
+    first = _count(ketch, cid)
+    time.sleep(0.4)
+    assert _count(ketch, cid) > first
+    assert ketch("resume", cid).msg == "container not paused"
+    assert ketch("pause", cid).rc == 0
+    assert ketch("delete", "--force", cid).rc == 0  # thawed, then killed
+    assert ketch.state(cid) is None
+
+
+def test_frozen_counter_does_not_move(ketch: Runtime, make_bundle) -> None:
+    cid = ketch.new_id("frozen")
+    bundle = make_bundle(COUNTER)
+    assert ketch("run", "-d", "-b", str(bundle), cid).rc == 0
+    time.sleep(0.3)
+    ketch("pause", cid)
+    pid = ketch.state(cid)["pid"]
+    with open(f"/proc/{pid}/root/dev/shm/c") as f:
+        before = f.read()
+    time.sleep(0.4)
+    with open(f"/proc/{pid}/root/dev/shm/c") as f:
+        assert f.read() == before
+    ketch("delete", "--force", cid)
