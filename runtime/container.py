@@ -106,6 +106,7 @@ class Container:
 
             build_filter(seccomp)  # refuse a bad filter before anything is created
         preserve_fds += _socket_activation(spec)
+        _reserve_fds(preserve_fds)
         console_ours, console_theirs = _console_pair(
             bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
         state_dir.create()
@@ -163,6 +164,14 @@ class Container:
                 _kill_and_wait(pid, cgroup)
             cgroup.destroy()
             state_dir.remove()
+            # runtime.md: a failed create continues at delete, whose poststop
+            # hooks still run (teardown such as network cleanup depends on it)
+            try:
+                run_hooks(spec, "poststop", hook_state(
+                    {"ociVersion": spec.get("ociVersion", ""), "id": container_id,
+                     "bundle": bundle, "annotations": spec.get("annotations")}, STOPPED, 0))
+            except HookError as e:
+                log.warning(str(e))
             raise
         finally:
             if console_ours is not None:
@@ -363,6 +372,7 @@ class Container:
         if status == PAUSED:
             # the new process would join the frozen cgroup and freeze before exec
             raise InvalidStateError("cannot exec in a paused container")
+        _reserve_fds(preserve_fds)
         ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
         forwarder = None if detach else SignalForwarder()
         try:
@@ -567,6 +577,22 @@ def list_containers(root: str) -> list[Container]:
         except KetchError as e:  # one broken container must not hide the others
             log.warning(str(e))
     return found
+
+
+def _reserve_fds(count: int) -> None:
+    """Hold fds 3 .. 3+count-1 open so that no fd of ours (lock, sockets) lands in
+    the range passed to the container: a caller may ask to preserve an fd it
+    never opened. Empty slots get /dev/null."""
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd, inheritable=True)
+                os.close(null)
+            else:
+                os.set_inheritable(fd, True)
 
 
 def _socket_activation(spec: dict) -> int:

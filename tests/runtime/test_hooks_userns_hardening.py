@@ -132,3 +132,34 @@ def test_corrupt_state_is_skipped_by_list(ketch: Runtime, make_bundle) -> None:
     assert r.rc == 0 and r.out.split() == [good]
     assert "load container broken" in r.err
     ketch("delete", "-f", good)
+
+
+def test_preserve_fds_never_hands_over_a_runtime_fd(ketch: Runtime, make_bundle) -> None:
+    """--preserve-fds with fd 3 closed: ketch's own lock or sockets must not land there
+    (they did, and the container then held the state lock: every command hung)."""
+    import subprocess
+
+    bundle = make_bundle(["sh", "-c", "ls -l /proc/self/fd"])
+    cid = ketch.new_id("pfd")
+    p = subprocess.run(["bash", "-c", 'exec "$@" 3<&- 4<&-', "x",
+                        *ketch.argv("run", "--preserve-fds", "2", "-b", str(bundle), cid)],
+                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p
+    assert "lock" not in p.stdout and str(ketch.root) not in p.stdout
+    assert ketch.state(cid) is None  # run deleted it: nothing was blocked
+
+
+def test_poststop_runs_when_create_fails_on_a_hook(ketch: Runtime, make_bundle,
+                                                   tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+
+    def edit(c: dict) -> None:
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}],
+                      "poststop": [_hook("poststop", log)]}
+
+    bundle = make_bundle(["true"], edit=edit)
+    cid = ketch.new_id("poststop")
+    r = ketch("run", "-b", str(bundle), cid)
+    assert r.rc == 1 and "createRuntime hook" in r.msg
+    assert log.read_text().startswith("poststop ")
+    assert not (ketch.root / cid).exists()
