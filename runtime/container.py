@@ -278,9 +278,12 @@ class Container:
 
     def signal(self, sig: int, all: bool = False) -> None:
         """runtime-spec "kill": send ``sig`` to the init (every process in the
-        cgroup with ``all``). Raises ``ContainerNotRunningError`` when stopped."""
+        cgroup with ``all``). Raises ``ContainerNotRunningError`` when stopped
+        (not with ``all``, which runc treats as a no-op then)."""
         with self._dir.locked():
             if self.status() == STOPPED:
+                if all:
+                    return  # runc: signalling every process of a stopped container is a no-op
                 raise ContainerNotRunningError()
             pids = self._cgroup().pids() if all else [self.pid]
             for pid in pids or [self.pid]:

@@ -37,8 +37,9 @@ def hooks_of(spec: dict, kind: str) -> list[dict]:
     return list((spec.get("hooks") or {}).get(kind) or [])
 
 
-def run_hooks(spec: dict, kind: str, state: dict) -> None:
-    """Run every ``kind`` hook of ``spec`` in order; raises ``HookError`` on the first failure."""
+def run_hooks(spec: dict, kind: str, state: dict, cwd: str | None = None) -> None:
+    """Run every ``kind`` hook of ``spec`` in order (in ``cwd`` if given); raises
+    ``HookError`` on the first failure."""
     hooks = hooks_of(spec, kind)
     if not hooks:
         return
@@ -51,7 +52,7 @@ def run_hooks(spec: dict, kind: str, state: dict) -> None:
         timeout = hook.get("timeout")
         try:
             proc = subprocess.run(args, executable=path, input=data, env=_env(hook),
-                                  capture_output=True, timeout=timeout, close_fds=True)
+                                  capture_output=True, timeout=timeout, close_fds=True, cwd=cwd)
         except subprocess.TimeoutExpired:
             raise HookError(f"error running {kind} hook {path}: hook ran past specified timeout of "
                             f"{float(timeout):.1f}s") from None

@@ -170,8 +170,10 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
         if hooks_of(spec, "prestart") or hooks_of(spec, "createRuntime"):
             chan.send(sync.RUN_HOOKS)
             chan.expect(sync.HOOKS_DONE)
+        # runc runs createContainer hooks from the rootfs (before pivot_root)
         run_hooks(spec, "createContainer", {**opts.hook_state, "status": "creating",
-                                            "pid": os.getpid()})
+                                            "pid": os.getpid()},
+                  cwd=os.path.join(opts.bundle, spec["root"]["path"]))
 
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
                  mount_ns=plan.has("mount"), before_pivot=create_hooks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from .conftest import Runtime, alive, cgroup_leftovers
@@ -163,3 +164,26 @@ def test_poststop_runs_when_create_fails_on_a_hook(ketch: Runtime, make_bundle,
     assert r.rc == 1 and "createRuntime hook" in r.msg
     assert log.read_text().startswith("poststop ")
     assert not (ketch.root / cid).exists()
+
+
+def test_create_container_hook_cwd_and_kill_all_of_stopped_like_runc(
+        runc: Runtime, ketch: Runtime, make_bundle, tmp_path: Path) -> None:
+    seen = {}
+    for rt in (runc, ketch):
+        out = tmp_path / f"cwd-{rt.name}"
+
+        def edit(c: dict, out: Path = out) -> None:
+            c["hooks"] = {"createContainer": [{"path": "/bin/sh",
+                                               "args": ["sh", "-c", f"pwd > {out}"]}]}
+
+        bundle = make_bundle(["true"], edit=edit, name=f"hc-{rt.name}")
+        cid = rt.new_id("hc")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        for _ in range(50):
+            if rt.status(cid) == "stopped":
+                break
+            time.sleep(0.05)
+        seen[rt.name] = (out.read_text().strip() == str(bundle / "rootfs"),
+                         rt("kill", "--all", cid, "KILL").rc, rt("kill", cid, "KILL").rc)
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"] == (True, 0, 1), seen
