@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import traceback
+from collections.abc import Callable
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
@@ -67,22 +68,41 @@ class InitOptions:
         self.no_new_keyring = no_new_keyring
 
 
-def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
-    """Namespace setup child; see the module docstring. Never returns."""
+def run_stage1(chan: SyncSocket, keep: set[int], preserve_fds: int, debug: bool,
+               enter: Callable[[s.Syscalls], None], child: Callable[[], None]) -> None:
+    """The frame both stage-1 children share (create's and exec's); never returns.
+
+    Closes every fd but stdio, the preserved ones and ``keep`` (the runtime's
+    own fds must not reach the container), turns non-dumpable, waits for the
+    parent's PROCEED (cgroup joined), runs ``enter`` to create or join
+    namespaces, forks ``child`` and reports its pid; any failure is reported
+    to the parent as an ``error`` message.
+    """
     code = 1
     try:
-        # The runtime's own fds (state lock, logs, anything inherited) must not
-        # reach the container; only stdio and the preserved fds stay.
-        keep = {chan.fileno(), opts.state_dir_fd}
-        if opts.console_fd is not None:
-            keep.add(opts.console_fd)
-        close_fds_except(keep, 3 + opts.preserve_fds)
+        close_fds_except(keep, 3 + preserve_fds)
         sc = s.linux()
         # A dumpable process that enters the container could be ptraced or have
         # its /proc/PID/{exe,fd} opened from inside (CVE-2019-5736 class).
         sc.prctl(s.PR_SET_DUMPABLE, 0)
         chan.expect(sync.PROCEED)
-        plan = NamespacePlan.from_spec(spec)
+        enter(sc)
+        pid = os.fork()
+        if pid == 0:
+            child()
+        chan.send(sync.INIT_PID, pid=pid)
+        code = 0
+    except BaseException as e:  # report every failure to the parent, then exit
+        report(chan, e, debug)
+    finally:
+        os._exit(code)
+
+
+def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
+    """Namespace setup child of ``create``; see the module docstring. Never returns."""
+    plan = NamespacePlan.from_spec(spec)
+
+    def enter(sc: s.Syscalls) -> None:
         join_namespaces(sc, plan, only={"user"})
         if "user" in plan.new:
             sc.unshare(s.CLONE_NEWUSER)
@@ -95,15 +115,12 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
         sc.unshare(plan.unshare_flags())
         if "time" in plan.new:
             write_time_offsets((spec.get("linux") or {}).get("timeOffsets"))
-        pid = os.fork()
-        if pid == 0:
-            init_main(chan, spec, opts, plan)
-        chan.send(sync.INIT_PID, pid=pid)
-        code = 0
-    except BaseException as e:  # report every failure to the parent, then exit
-        report(chan, e, opts.debug)
-    finally:
-        os._exit(code)
+
+    keep = {chan.fileno(), opts.state_dir_fd}
+    if opts.console_fd is not None:
+        keep.add(opts.console_fd)
+    run_stage1(chan, keep, opts.preserve_fds, opts.debug, enter,
+               lambda: init_main(chan, spec, opts, plan))
 
 
 def close_fds_except(keep: set[int], first: int) -> None:

@@ -19,12 +19,11 @@ from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import FLAGS, PROC_NAMES
 from ketch.runtime.linux.process_attrs import apply_io_priority, apply_scheduler
-from ketch.runtime.process import sync
 from ketch.runtime.process.init import (
-    close_fds_except,
     exec_process,
     prepare_exec,
     report,
+    run_stage1,
     set_rlimits,
     set_user,
 )
@@ -64,31 +63,22 @@ def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:
 
 def exec_stage1_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
     """Join the container's namespaces and fork the process. Never returns."""
-    code = 1
-    try:
-        keep = {chan.fileno()} | ({opts.console_fd} if opts.console_fd is not None else set())
-        close_fds_except(keep, 3 + opts.preserve_fds)
-        sc = s.linux()
-        sc.prctl(s.PR_SET_DUMPABLE, 0)
-        chan.expect(sync.PROCEED)
+
+    def enter(sc: s.Syscalls) -> None:
         # Open every namespace before entering any: after joining the mount
         # namespace the container's /proc is no longer ours to read.
-        fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for t, p in namespaces_to_join(opts.init_pid)]
+        fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC))
+               for t, p in namespaces_to_join(opts.init_pid)]
         for ns_type, fd in fds:
             sc.setns(fd, FLAGS[ns_type])
             os.close(fd)
             if ns_type == "user":
                 sc.setresgid(0)
                 sc.setresuid(0)
-        pid = os.fork()
-        if pid == 0:
-            _process_main(chan, process, opts)
-        chan.send(sync.INIT_PID, pid=pid)
-        code = 0
-    except BaseException as e:  # report every failure to the parent, then exit
-        report(chan, e, opts.debug)
-    finally:
-        os._exit(code)
+
+    keep = {chan.fileno()} | ({opts.console_fd} if opts.console_fd is not None else set())
+    run_stage1(chan, keep, opts.preserve_fds, opts.debug, enter,
+               lambda: _process_main(chan, process, opts))
 
 
 def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
