@@ -22,23 +22,10 @@ DEBIAN_PACKAGES = {"docker-registry": "docker-registry", "skopeo": "skopeo", "um
                    "busybox": "busybox-static"}
 
 
-def _installed(pkg: str) -> bool:
-    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
-    return p.returncode == 0 and "ok installed" in p.stdout
-
-
-def ensure_debian_packages(*pkgs: str) -> None:
-    """Install missing Debian packages with apt-get (the tests run as root); fail, never skip."""
-    missing = [p for p in pkgs if not _installed(p)]
-    if not missing:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
 
 
 @pytest.fixture(scope="session")
-def debian_tools() -> None:
+def debian_tools(ensure_debian_packages) -> None:
     ensure_debian_packages(*DEBIAN_PACKAGES.values())
     for tool in DEBIAN_PACKAGES:
         assert shutil.which(tool), f"{tool} not found after installing its package"

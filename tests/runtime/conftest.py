@@ -87,23 +87,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-# -- Debian prerequisites -------------------------------------------------------------
-
-
-def _installed(pkg: str) -> bool:
-    p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
-    return p.returncode == 0 and "ok installed" in p.stdout
-
-
-def ensure_debian_packages(*pkgs: str) -> None:
-    """apt-get install what is missing (tests run as root); fail, never skip."""
-    missing = [p for p in pkgs if not _installed(p)]
-    if not missing:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
-
 
 # -- processes --------------------------------------------------------------------------
 
@@ -282,7 +265,8 @@ def build_rootfs(dest: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def runtime_prereqs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def runtime_prereqs(tmp_path_factory: pytest.TempPathFactory,
+                    ensure_debian_packages) -> dict:
     """Debian packages, the subreaper bit, the rootfs template and ``ketch spec``'s config."""
     if not is_root():
         pytest.skip("needs root")
