@@ -210,10 +210,10 @@ class Container:
         (runtime-spec "State" ``status``)."""
         if not self._alive():
             return STOPPED
-        if os.path.exists(self._dir.fifo):
-            return CREATED
         if self._doc.get("paused") and self._cgroup().is_frozen():
             return PAUSED
+        if os.path.exists(self._dir.fifo):
+            return CREATED
         return RUNNING
 
     def state(self) -> dict:
@@ -297,7 +297,8 @@ class Container:
     def pause(self) -> None:
         """Freeze every process of the container (runc ``pause``; cgroup freezer).
 
-        Raises ``ContainerNotRunningError`` unless it is running.
+        Raises ``ContainerNotRunningError`` unless it is created or running; a
+        created container resumes to ``created``, as with runc.
         """
         self._set_paused(True)
 
@@ -308,7 +309,7 @@ class Container:
     def _set_paused(self, paused: bool) -> None:
         with self._dir.locked():
             status = self.status()
-            if paused and status != RUNNING:
+            if paused and status not in (RUNNING, CREATED):  # runc pauses a created one too
                 raise ContainerNotRunningError()
             if not paused and status != PAUSED:
                 raise InvalidStateError("container not paused")

@@ -45,6 +45,7 @@ class StateDir:
 
     def __init__(self, root: str, container_id: str) -> None:
         validate_id(container_id)
+        check_root(root)
         self.root = os.path.abspath(root)
         self.id = container_id
         self.path = os.path.join(self.root, container_id)
@@ -130,8 +131,17 @@ class StateDir:
             shutil.rmtree(self.path)
 
 
+def check_root(root: str) -> None:
+    """Raise ``KetchError`` (runc's text) when ``--root`` exists but is not a directory."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise KetchError(f"mkdir {root}: not a directory")
+
+
 def list_ids(root: str) -> list[str]:
-    """IDs of the containers under ``root`` (sorted); missing root → empty."""
+    """IDs of the containers under ``root`` (sorted); missing root → empty.
+
+    Raises ``KetchError`` when ``root`` is not a directory."""
+    check_root(root)
     try:
         names = os.listdir(root)
     except OSError as e:

@@ -45,3 +45,25 @@ def test_frozen_counter_does_not_move(ketch: Runtime, make_bundle) -> None:
     with open(f"/proc/{pid}/root/dev/shm/c") as f:
         assert f.read() == before
     ketch("delete", "--force", cid)
+
+
+def test_pause_a_created_container_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(["true"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("pausecreated")
+        assert rt("create", "-b", str(bundle), cid).rc == 0
+        steps = [rt("pause", cid).rc, rt.status(cid), rt("resume", cid).rc, rt.status(cid)]
+        rt("delete", "-f", cid)
+        seen[rt.name] = steps
+    assert seen["ketch"] == seen["runc"] == [0, "paused", 0, "created"], seen
+
+
+def test_root_that_is_a_file_fails_like_runc(runc: Runtime, ketch: Runtime, tmp_path) -> None:
+    root_file = tmp_path / "rootfile"
+    root_file.write_text("x")
+    for rt in (runc, ketch):
+        for args in (["list"], ["state", "x"]):
+            r = rt.__class__(rt.name, rt.binary, root_file)(*args)
+            assert r.rc == 1 and r.msg == f"mkdir {root_file}: not a directory", r
+    assert root_file.read_text() == "x"
