@@ -10,7 +10,9 @@ made bit-for-bit reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from ketch.image import oci
 from ketch.image.errors import ImageError
 from ketch.image.layers.archive import entries_from_dir, entries_from_tar, write_layer
-from ketch.image.layout import Layout
+from ketch.image.layout import TMP_DIR, Layout
 from ketch.image.platforms import host_platform
 
 
@@ -54,8 +56,25 @@ def import_rootfs(source: str, layout_path: str, tag: str, options: ImportOption
     """Import ``source`` (a directory or a tar file) into the layout, tagged ``tag``.
 
     Returns the tagged manifest descriptor. Raises :class:`ImageError` subclasses
-    (``LayerError`` for unreadable/hostile tar input, ``LayoutError``).
+    (``LayerError`` for unreadable/hostile tar input, ``LayoutError``). A failed
+    import leaves nothing behind: a layout it created is removed again, and an
+    existing one keeps only what it had (blobs are written before they are
+    referenced, so the index never points at a missing one).
     """
+    existed = os.path.lexists(layout_path)
+    try:
+        return _import_rootfs(source, layout_path, tag, options, warn)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(layout_path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(layout_path, TMP_DIR))  # only if empty
+        raise
+
+
+def _import_rootfs(source: str, layout_path: str, tag: str, options: ImportOptions | None,
+                   warn: Callable[[str], None]) -> dict:
     options = options or ImportOptions()
     if os.path.isdir(source):
         entries = entries_from_dir(source, warn)

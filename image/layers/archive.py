@@ -145,6 +145,8 @@ def entries_from_tar(path: str, warn: Callable[[str], None] = _ignore) -> Iterat
     """
     try:
         tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with block below
+    except tarfile.ReadError:
+        raise LayerError(f"{path}: not a tar archive (plain, gzip, bzip2 or xz)") from None
     except (tarfile.TarError, OSError) as e:
         raise LayerError(f"{path}: cannot read tar archive: {e}") from None
     with tf:

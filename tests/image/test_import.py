@@ -126,3 +126,20 @@ def test_other_tools_read_an_imported_image(debian_tools: None, rootfs: Path,
                    capture_output=True)
     assert listing(str(rootfs)) == listing(str(tmp_path / "ub/rootfs"))
     assert set(layout_tags(str(layout))) == {"t", "t2"}
+
+
+def test_failed_import_leaves_no_layout_behind(tmp_path):
+    """A file that is not a tar: one clear line, and the layout it would have made is gone."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 20)
+    layout = tmp_path / "new-layout"
+    tool = Path(sys.executable).parent / "ketch-image"
+    r = subprocess.run([str(tool), "import", str(junk), f"{layout}:x"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"ketch-image: error: {junk}: not a tar archive (plain, gzip, bzip2 or xz)"
+    assert not layout.exists()
