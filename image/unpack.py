@@ -41,6 +41,8 @@ def _prepare_bundle(bundle: str) -> bool:
         return True
     except FileExistsError:
         pass
+    except OSError as e:  # parent missing or not a directory (umoci: "create bundle path")
+        raise BundleError(f"create bundle path {bundle}: {(e.strerror or str(e)).lower()}") from None
     if not os.path.isdir(bundle) or os.path.islink(bundle):
         raise BundleError(f"bundle {bundle} exists and is not a directory")
     if os.listdir(bundle):

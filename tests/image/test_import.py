@@ -143,3 +143,22 @@ def test_failed_import_leaves_no_layout_behind(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip() == f"ketch-image: error: {junk}: not a tar archive (plain, gzip, bzip2 or xz)"
     assert not layout.exists()
+
+
+def test_unpack_under_a_regular_file_is_one_clear_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "hostname").write_text("x\n")
+    tool = Path(sys.executable).parent / "ketch-image"
+    assert subprocess.run([str(tool), "import", str(rootfs), f"{tmp_path}/l:t"],
+                          capture_output=True).returncode == 0
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    r = subprocess.run([str(tool), "unpack", f"{tmp_path}/l:t", f"{regular}/bundle"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"ketch-image: error: create bundle path {regular}/bundle: not a directory"
