@@ -253,6 +253,11 @@ class Container:
             if status != CREATED:
                 raise InvalidStateError("cannot start an already running container")
             if not self._doc["config"].get("process"):
+                # runtime.md "start": MUST generate an error when process is
+                # unset. Such a container can never run, so its init is
+                # stopped too: the container reads "stopped" and a plain
+                # `delete` removes it, as after any other failed start.
+                self._kill_all()
                 raise InvalidStateError("cannot start a container with no process")
             import select
 

@@ -94,7 +94,7 @@ def check_env(env: list, field: str) -> None:
     for i, entry in enumerate(env):
         name, sep, _ = entry.partition("=")
         if not sep:
-            raise ConfigError(f"{field}[{i}]", "must have the form NAME=VALUE")
+            raise ConfigError(f"{field}[{i}]", f"{entry[:40]!r} must have the form NAME=VALUE")
         if not name:
             raise ConfigError(f"{field}[{i}]", "must have a non-empty NAME before '='")
         if "\0" in entry:

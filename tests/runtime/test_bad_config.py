@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Runtime, cgroup_leftovers, children, reap_zombies, wait_until
+from .conftest import Runtime, alive, cgroup_leftovers, children, reap_zombies, wait_until
 
 
 @dataclass
@@ -45,6 +45,12 @@ def _set(value, *path: str) -> Callable[[dict], None]:
     return edit
 
 
+def _add_namespace(ns: dict) -> Callable[[dict], None]:
+    def edit(config: dict) -> None:
+        config["linux"]["namespaces"].append(ns)
+    return edit
+
+
 def _hostname_without_uts(config: dict) -> None:
     config["hostname"] = "nouts"
     config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "uts"]
@@ -63,6 +69,11 @@ BAD = [
     Bad("missing-executable-in-path", _set(["nope-cmd"], "process", "args"), ("nope-cmd",)),
     Bad("cwd-relative", _set("relative", "process", "cwd"), ("cwd",)),
     Bad("bad-namespace", _set([{"type": "nosuchns"}], "linux", "namespaces"), ("namespace",)),
+    Bad("env-without-equals", _set(["PATH=/bin", "FOO"], "process", "env"), ("env", "FOO")),
+    Bad("duplicate-namespace", _add_namespace({"type": "pid"}), ("pid", "namespace")),
+    Bad("mappings-without-userns",
+        _set([{"containerID": 0, "hostID": 100000, "size": 65536}], "linux", "uidMappings"),
+        ("uidMappings", "user namespace")),
 ]
 
 
@@ -135,3 +146,21 @@ def test_harness_sees_orphans(runtime_prereqs: dict) -> None:
         for pid in new:
             os.kill(pid, 9)
         wait_until(lambda: bool(reap_zombies()), timeout=5)
+
+
+def test_start_without_process_fails_and_stops(ketch: Runtime, make_bundle) -> None:
+    """runtime.md: ``create`` works without ``process``; ``start`` MUST fail then.
+    The container can never run, so its init is gone afterwards: ``state``
+    reads "stopped" and a plain ``delete`` leaves nothing."""
+    bundle = make_bundle(["true"], edit=_del("process"))
+    cid = ketch.new_id("noproc")
+    assert ketch("create", "--bundle", str(bundle), cid).rc == 0
+    pid = ketch.state(cid)["pid"]
+    r = ketch("start", cid)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, str(r)
+    assert r.msg == "cannot start a container with no process", str(r)
+    assert wait_until(lambda: not alive(pid)), "init still alive after the failed start"
+    assert ketch.status(cid) == "stopped"
+    assert ketch("delete", cid).rc == 0
+    assert not ketch.root.exists() or os.listdir(ketch.root) == []
+    assert cgroup_leftovers(cid) == []

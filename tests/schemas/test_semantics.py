@@ -32,7 +32,7 @@ CASES = [
     ("cwd-relative", lambda d: d["process"].update(cwd="home"),
      "process.cwd: must be an absolute path"),
     ("env-no-equals", lambda d: d["process"]["env"].append("FOO"),
-     "process.env[2]: must have the form NAME=VALUE"),
+     "process.env[2]: 'FOO' must have the form NAME=VALUE"),
     ("env-empty-name", lambda d: d["process"]["env"].insert(0, "=x"),
      "process.env[0]: must have a non-empty NAME before '='"),
     ("env-nul", lambda d: d["process"]["env"].append("A=b\0c"),
@@ -55,7 +55,7 @@ CASES = [
     ("hook-relative", lambda d: d.update(hooks={"createRuntime": [{"path": "bin/hook"}]}),
      "hooks.createRuntime[0].path: must be an absolute path"),
     ("hook-env", lambda d: d.update(hooks={"poststop": [{"path": "/h", "env": ["A=1", "B"]}]}),
-     "hooks.poststop[0].env[1]: must have the form NAME=VALUE"),
+     "hooks.poststop[0].env[1]: 'B' must have the form NAME=VALUE"),
     # config-linux.md
     ("ns-duplicate", lambda d: d["linux"]["namespaces"].append({"type": "pid"}),
      'linux.namespaces[5].type: duplicate namespace type "pid"'),
