@@ -11,7 +11,7 @@ from __future__ import annotations
 from ketch.runtime.linux.capabilities import CAPABILITIES, last_cap
 from ketch.runtime.linux.hooks import KINDS
 from ketch.runtime.linux.lsm import apparmor_enabled
-from ketch.runtime.linux.mountopts import PROPAGATION_NAMES, flag_option_names
+from ketch.runtime.linux.mountopts import known_option_names
 from ketch.runtime.linux.namespaces import FLAGS as NAMESPACE_FLAGS
 from ketch.runtime.linux.seccomp import ACTIONS, OPERATORS
 from ketch.runtime.linux.seccomp import FLAGS as SECCOMP_FLAGS
@@ -27,7 +27,7 @@ def features() -> dict:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(KINDS),
-        "mountOptions": sorted(flag_option_names() | PROPAGATION_NAMES),
+        "mountOptions": sorted(known_option_names()),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
             "capabilities": [name for name, num in CAPABILITIES.items() if num <= limit],
@@ -42,6 +42,7 @@ def features() -> dict:
                 "supportedFlags": sorted(SECCOMP_FLAGS),
             },
             "apparmor": {"enabled": apparmor_enabled()},
+            "mountExtensions": {"idmap": {"enabled": True}},
             "selinux": {"enabled": False},
         },
         "annotations": {"org.opencontainers.ketch.version": VERSION},

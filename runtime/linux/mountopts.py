@@ -2,7 +2,10 @@
 
 runtime-spec config.md "Mounts" and config-linux.md "Mount Options": options are
 mount(8) names; unknown names are passed on as filesystem-specific data, as
-runc does.
+runc does. The recursive forms (``rro``, ``rnosuid``, ...) become
+mount_setattr(2) attributes applied with ``AT_RECURSIVE``; ``idmap``/``ridmap``
+ask for an idmapped bind mount (config.md "Mounts" ``uidMappings``); runc's
+``tmpcopyup`` extension copies what a tmpfs covers into it.
 """
 
 from __future__ import annotations
@@ -59,22 +62,67 @@ _PROPAGATION: dict[str, int] = {
 
 PROPAGATION_NAMES = frozenset(_PROPAGATION)
 
+# recursive options -> (MOUNT_ATTR_* to set, MOUNT_ATTR_* to clear). The atime
+# modes are an enum in mount_setattr(2): clearing MOUNT_ATTR__ATIME and setting
+# one of them replaces the mode.
+_ATIME = s.MOUNT_ATTR__ATIME
+_RECURSIVE: dict[str, tuple[int, int]] = {
+    "rro": (s.MOUNT_ATTR_RDONLY, 0),
+    "rrw": (0, s.MOUNT_ATTR_RDONLY),
+    "rnosuid": (s.MOUNT_ATTR_NOSUID, 0),
+    "rsuid": (0, s.MOUNT_ATTR_NOSUID),
+    "rnodev": (s.MOUNT_ATTR_NODEV, 0),
+    "rdev": (0, s.MOUNT_ATTR_NODEV),
+    "rnoexec": (s.MOUNT_ATTR_NOEXEC, 0),
+    "rexec": (0, s.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (s.MOUNT_ATTR_NODIRATIME, 0),
+    "rdiratime": (0, s.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (s.MOUNT_ATTR_NOSYMFOLLOW, 0),
+    "rsymfollow": (0, s.MOUNT_ATTR_NOSYMFOLLOW),
+    "rrelatime": (s.MOUNT_ATTR_RELATIME, _ATIME),
+    "rnoatime": (s.MOUNT_ATTR_NOATIME, _ATIME),
+    "rstrictatime": (s.MOUNT_ATTR_STRICTATIME, _ATIME),
+    # mount(8): "atime"/"nostrictatime" fall back to the kernel default, relatime;
+    # "norelatime" updates atime on every access, which is strictatime.
+    "ratime": (s.MOUNT_ATTR_RELATIME, _ATIME),
+    "rnostrictatime": (s.MOUNT_ATTR_RELATIME, _ATIME),
+    "rnorelatime": (s.MOUNT_ATTR_STRICTATIME, _ATIME),
+}
+
+IDMAP_NAMES = frozenset({"idmap", "ridmap"})
+EXTENSION_NAMES = frozenset({"tmpcopyup"})
+
 
 def flag_option_names() -> frozenset[str]:
     """Every mount option name that maps to mount(2) flags."""
     return frozenset(_FLAGS)
 
 
+def known_option_names() -> frozenset[str]:
+    """Every option name ketch gives a meaning to (for ``ketch features``)."""
+    return frozenset(_FLAGS) | PROPAGATION_NAMES | frozenset(_RECURSIVE) | IDMAP_NAMES \
+        | EXTENSION_NAMES
+
+
 class MountOptions:
     """The parsed form of a mount's ``options`` list: mount flags, propagation
     changes (applied after the mount, in order) and filesystem data."""
 
-    __slots__ = ("data", "flags", "propagation")
+    __slots__ = ("data", "flags", "idmap", "propagation", "rec_clear", "rec_set", "tmpcopyup")
 
     def __init__(self) -> None:
         self.flags = 0
         self.propagation: list[int] = []
         self.data: list[str] = []
+        # MOUNT_ATTR_* bits for mount_setattr(AT_RECURSIVE) after the mount
+        self.rec_set = 0
+        self.rec_clear = 0
+        self.idmap: str | None = None  # "idmap" or "ridmap"
+        self.tmpcopyup = False
+
+    @property
+    def has_recursive_attrs(self) -> bool:
+        return bool(self.rec_set or self.rec_clear)
 
     @property
     def is_bind(self) -> bool:
@@ -97,9 +145,32 @@ def parse_options(options: list[str] | None) -> MountOptions:
                 result.flags |= flag
         elif opt in _PROPAGATION:
             result.propagation.append(_PROPAGATION[opt])
+        elif opt in _RECURSIVE:
+            attr_set, attr_clear = _RECURSIVE[opt]
+            if attr_clear & _ATIME:  # a new atime mode replaces the previous one
+                result.rec_set = (result.rec_set & ~_ATIME) | attr_set
+                result.rec_clear |= _ATIME
+            elif attr_set:
+                result.rec_set |= attr_set
+                result.rec_clear &= ~attr_set
+            else:
+                result.rec_clear |= attr_clear
+                result.rec_set &= ~attr_clear
+        elif opt in IDMAP_NAMES:
+            result.idmap = opt
+        elif opt == "tmpcopyup":
+            result.tmpcopyup = True
         else:
             result.data.append(opt)
     return result
+
+
+def wants_idmap(mount: dict) -> bool:
+    """Whether a ``mounts[]`` entry is an idmapped mount: ``idmap``/``ridmap`` in
+    its options, or mount ``uidMappings``/``gidMappings`` (runtime-spec 1.1
+    had the mappings without the options)."""
+    return bool(IDMAP_NAMES.intersection(mount.get("options") or [])
+                or mount.get("uidMappings") or mount.get("gidMappings"))
 
 
 def propagation_flag(name: str) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups import fs as cgroupfs
 from ketch.runtime.errors import KetchError
-from ketch.runtime.linux.mountopts import parse_options, propagation_flag
+from ketch.runtime.linux.mountopts import MountOptions, parse_options, propagation_flag
 from ketch.runtime.linux.paths import fd_path, open_in_root
 from ketch.runtime.syscalls import Syscalls
 
@@ -126,10 +126,14 @@ def _bind_source(mount: dict, bundle: str) -> str:
     return source
 
 
-def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str) -> None:
+def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str,
+                detached_fd: int | None = None) -> None:
     """Mount one ``mounts[]`` entry at its destination inside the rootfs.
 
     ``mount``: a runtime-spec mount object (destination, type, source, options).
+    ``detached_fd``: for an idmapped bind mount, the detached, already idmapped
+    copy of the source the runtime prepared (``ketch.runtime.linux.idmap``); it
+    is attached here with move_mount(2) and closed.
     Raises ``RootfsError`` naming the destination on failure.
     """
     dest = mount["destination"]
@@ -143,25 +147,113 @@ def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str) -> None:
             source = _bind_source(mount, bundle)
             kind = "dir" if os.path.isdir(source) else "file"
             with _opened(root_fd, dest, create=kind) as fd:
-                sc.mount(source, fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC), None)
+                if detached_fd is not None:
+                    sc.move_mount(detached_fd, fd)
+                else:
+                    sc.mount(source, fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC), None)
             extra = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
             if extra:
                 with _opened(root_fd, dest) as fd:
                     sc.mount(None, fd_path(fd), None,
                              s.MS_BIND | s.MS_REMOUNT | (opts.flags & s.MS_REC) | extra, None)
+        elif fstype == "tmpfs":
+            _mount_tmpfs(sc, root_fd, mount, opts)
         else:
             if fstype in ("proc", "sysfs"):
                 _require_plain_directory(root_fd, dest, fstype)
             with _opened(root_fd, dest, create="dir") as fd:
                 sc.mount(mount.get("source") or fstype, fd_path(fd), fstype, opts.flags,
                          opts.data_string)
-        if opts.propagation:
+        if opts.propagation or opts.has_recursive_attrs:
             with _opened(root_fd, dest) as fd:
                 for flag in opts.propagation:
                     sc.mount(None, fd_path(fd), None, flag, None)
+                if opts.has_recursive_attrs:
+                    sc.mount_setattr(fd, opts.rec_set, opts.rec_clear, recursive=True)
     except OSError as e:
         raise RootfsError(f"error mounting {mount.get('source', '')!r} to rootfs at "
                           f"{dest!r}: {e.strerror or e}") from e
+    finally:
+        if detached_fd is not None:
+            os.close(detached_fd)
+
+
+def _mount_tmpfs(sc: Syscalls, root_fd: int, mount: dict, opts: MountOptions) -> None:
+    """A tmpfs over an existing directory takes that directory's mode unless
+    ``mode=`` says otherwise (runc); over a new one the kernel's default
+    (1777). With ``tmpcopyup`` the directory's contents are copied into it,
+    read through an fd kept on the covered directory, so nothing is resolved
+    by path once the tmpfs is in place; a read-only tmpfs is made read-only
+    after the copy."""
+    dest = mount["destination"]
+    data = opts.data_string
+    try:
+        fd = open_in_root(root_fd, dest)
+    except FileNotFoundError:
+        fd = open_in_root(root_fd, dest, create="dir")
+    else:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        data = f"mode={mode:04o}" + (f",{data}" if data else "")
+    covered = None
+    try:
+        source = mount.get("source") or "tmpfs"
+        if not opts.tmpcopyup:
+            sc.mount(source, fd_path(fd), "tmpfs", opts.flags, data)
+            return
+        covered = os.open(fd_path(fd), _O_DIR)
+        sc.mount(source, fd_path(fd), "tmpfs", opts.flags & ~s.MS_RDONLY, data)
+        with _opened(root_fd, dest) as new_fd:
+            top = os.open(fd_path(new_fd), _O_DIR)
+            try:
+                copy_tree(covered, top)
+            finally:
+                os.close(top)
+            if opts.flags & s.MS_RDONLY:
+                sc.mount(source, fd_path(new_fd), "tmpfs", opts.flags | s.MS_REMOUNT, data)
+    finally:
+        os.close(fd)
+        if covered is not None:
+            os.close(covered)
+
+
+def copy_tree(src_dir: int, dst_dir: int) -> None:
+    """Copy the entries of directory fd ``src_dir`` into directory fd ``dst_dir``:
+    files, directories, symlinks, fifos and device nodes with their mode,
+    owner and times; nothing is followed through a symlink. Raises ``OSError``."""
+    for entry in os.scandir(src_dir):
+        name = entry.name
+        st = entry.stat(follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=dst_dir)
+            sub_src = os.open(name, _O_DIR | os.O_NOFOLLOW, dir_fd=src_dir)
+            sub_dst = os.open(name, _O_DIR | os.O_NOFOLLOW, dir_fd=dst_dir)
+            try:
+                copy_tree(sub_src, sub_dst)
+            finally:
+                os.close(sub_src)
+                os.close(sub_dst)
+        elif stat.S_ISREG(mode):
+            src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
+            try:
+                dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                              | os.O_CLOEXEC, 0o600, dir_fd=dst_dir)
+                try:
+                    while os.sendfile(dst, src, None, 1 << 20):
+                        pass
+                finally:
+                    os.close(dst)
+            finally:
+                os.close(src)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src_dir), name, dir_fd=dst_dir)
+        else:  # fifo, socket, char or block device
+            os.mknod(name, mode, st.st_rdev, dir_fd=dst_dir)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(name, stat.S_IMODE(mode), dir_fd=dst_dir)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir,
+                 follow_symlinks=False)
 
 
 def _require_plain_directory(root_fd: int, dest: str, fstype: str) -> None:
@@ -327,7 +419,8 @@ def mask_path(sc: Syscalls, path: str) -> None:
 
 def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = False,
                  userns: bool = False, mount_ns: bool = True,
-                 before_pivot: Callable[[], None] | None = None) -> None:
+                 before_pivot: Callable[[], None] | None = None,
+                 detached: dict[int, int] | None = None) -> None:
     """Build the container's filesystem view and switch into it (in the init, as root
     of its mount namespace). Steps in runc's order: propagation, mounts, devices,
     dev symlinks, pivot_root (or move+chroot), readonlyPaths, maskedPaths,
@@ -335,7 +428,9 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
     paths are still reachable (runc runs the create-time hooks there).
     Without a mount namespace (``mount_ns`` false) the mounts are made in the
     runtime's own namespace and the init chroots, as runc does; the host's
-    ``/`` propagation is then left alone. Raises ``RootfsError``.
+    ``/`` propagation is then left alone. ``detached``: mount index -> fd of
+    the detached idmapped mount the runtime prepared for it (each is closed).
+    Raises ``RootfsError``.
     """
     root = rootfs_path(spec, bundle)
     linux = spec.get("linux", {})
@@ -345,8 +440,9 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
         sc.mount(root, root, "bind", s.MS_BIND | s.MS_REC, None)
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for mount in spec.get("mounts", []) or []:
-            mount_entry(sc, root_fd, mount, bundle)
+        detached = dict(detached or {})
+        for i, mount in enumerate(spec.get("mounts", []) or []):
+            mount_entry(sc, root_fd, mount, bundle, detached.pop(i, None))
         if not _dev_is_bind_mounted(spec):
             create_devices(sc, root_fd, spec_devices(spec), bind=userns)
             setup_dev_symlinks(root_fd)
@@ -356,6 +452,8 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
             os.close(open_in_root(root_fd, cwd, create="dir"))
     finally:
         os.close(root_fd)
+        for fd in (detached or {}).values():
+            os.close(fd)
     if before_pivot is not None:
         before_pivot()
     try:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
+from ketch.runtime.linux import idmap
 from ketch.runtime.linux.capabilities import CapabilitySets
 from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
@@ -192,8 +193,13 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
                                             "pid": os.getpid()},
                   cwd=os.path.join(opts.bundle, spec["root"]["path"]))
 
+    detached: dict[int, int] = {}
+    idmapped = idmap.mount_indices(spec)
+    if idmapped:
+        msg, fds = chan.expect_fds(sync.MOUNT_FDS, len(idmapped))
+        detached = dict(zip(msg.get("mounts", []), fds, strict=False))
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
-                 mount_ns=plan.has("mount"), before_pivot=create_hooks)
+                 mount_ns=plan.has("mount"), before_pivot=create_hooks, detached=detached)
     if process.get("terminal") and opts.console_fd is not None:
         setup_console(sc, opts.console_fd, process.get("consoleSize"))
     if spec.get("hostname"):

@@ -15,9 +15,12 @@ import os
 import signal
 from collections.abc import Callable
 
+from ketch.runtime import syscalls
 from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import ProcessError
+from ketch.runtime.linux import idmap
 from ketch.runtime.linux.hooks import HookError, run_hooks
+from ketch.runtime.linux.idmap import IdmapError
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import InitOptions, stage1_main
 from ketch.runtime.process.setns import ExecOptions, exec_stage1_main
@@ -71,6 +74,7 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
             _write_id_map(stage1, "uid_map", linux.get("uidMappings") or [])
             _write_id_map(stage1, "gid_map", linux.get("gidMappings") or [])
             parent_end.send(sync.USERNS_MAPPED)
+        _send_idmapped_mounts(parent_end, spec, opts.bundle, stage1)
         init_pid = int(parent_end.expect(sync.INIT_PID)["pid"])
         _reap(stage1)
         stage1 = 0
@@ -93,7 +97,7 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
                 return init_pid
             else:
                 raise SyncError(f"unexpected sync message {msg['type']!r}")
-    except HookError:
+    except (HookError, IdmapError):
         _kill_and_reap(init_pid, stage1)
         raise
     except (SyncError, OSError) as e:
@@ -102,6 +106,24 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
         raise _start_failure(e) from e
     finally:
         parent_end.close()
+
+
+def _send_idmapped_mounts(chan: SyncSocket, spec: dict, bundle: str, stage1: int) -> None:
+    """Make the detached idmapped mounts here, in the runtime's namespaces, and
+    hand them to the init (which waits for them before its mounts)."""
+    indices = idmap.mount_indices(spec)
+    if not indices:
+        return
+    userns = None
+    for ns in (spec.get("linux") or {}).get("namespaces") or []:
+        if ns.get("type") == "user":
+            userns = ns.get("path") or f"/proc/{stage1}/ns/user"
+    fds = idmap.prepare_mounts(syscalls.linux(), spec, bundle, userns)
+    try:
+        chan.send_fds(sync.MOUNT_FDS, fds, mounts=indices)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def spawn_exec(process: dict, opts: ExecOptions, cgroup: CgroupManager,

@@ -10,6 +10,7 @@ and youki's channel messages.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,9 @@ USERNS_READY = "userns-ready"
 USERNS_MAPPED = "userns-mapped"
 # stage 1 -> parent: the container's init has this pid (in the runtime's pid namespace)
 INIT_PID = "init-pid"
+# parent -> init: detached idmapped mounts (fds over SCM_RIGHTS), ``mounts``
+# lists their indices in config.json's mounts
+MOUNT_FDS = "mount-fds"
 # init -> parent: mounts are done, run the prestart/createRuntime hooks now
 RUN_HOOKS = "run-hooks"
 # parent -> init: those hooks succeeded
@@ -62,6 +66,25 @@ class SyncSocket:
 
     def send(self, msg_type: str, **fields: Any) -> None:
         self.sock.send(json.dumps({"type": msg_type, **fields}).encode())
+
+    def send_fds(self, msg_type: str, fds: list[int], **fields: Any) -> None:
+        """``send`` with ``fds`` attached (SCM_RIGHTS); the caller keeps its copies."""
+        socket.send_fds(self.sock, [json.dumps({"type": msg_type, **fields}).encode()], fds)
+
+    def expect_fds(self, msg_type: str, max_fds: int) -> tuple[dict[str, Any], list[int]]:
+        """Receive one ``msg_type`` message and the fds attached to it (at most
+        ``max_fds``); an ``error`` message or another type raises ``SyncError``."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, max_fds)
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        if not data:
+            raise SyncError("peer exited before sending its fds")
+        msg = json.loads(data)
+        if not isinstance(msg, dict) or msg.get("type") != msg_type:
+            for fd in fds:
+                os.close(fd)
+            raise SyncError(f"expected {msg_type!r} message, got {data[:100]!r}")
+        return msg, fds
 
     def recv(self) -> dict[str, Any]:
         """The next message; raises ``SyncError`` when the peer has gone."""

@@ -10,7 +10,8 @@ of ``libcontainer/specconv``:
 - ``#user-namespace-mappings``: mappings need a user namespace; a new user
   namespace (no ``path``) needs both ``uidMappings`` and ``gidMappings``;
 - ``config.md#linux-mount-options``: ``idmap``/``ridmap`` without mount mappings need
-  a user namespace;
+  a user namespace; idmapped mounts are bind mounts with both uid and gid
+  mappings; ``tmpcopyup`` (runc's extension) only on a tmpfs;
 - ``#offset-for-time-namespace``: offsets need a new time namespace;
 - ``#masked-paths`` / ``#readonly-paths``: absolute, and need a mount namespace;
 - ``#devices``: ``path`` absolute;
@@ -96,10 +97,24 @@ def _check_user(linux: dict, ns: dict[str, str]) -> None:
 
 def _check_idmapped_mounts(mounts: list, ns: dict[str, str]) -> None:
     for i, mount in enumerate(mounts):
-        opts = [o for o in mount.get("options") or [] if o in ("idmap", "ridmap")]
-        if opts and not mount.get("uidMappings") and "user" not in ns:
+        options = mount.get("options") or []
+        opts = [o for o in options if o in ("idmap", "ridmap")]
+        uid, gid = mount.get("uidMappings"), mount.get("gidMappings")
+        if bool(uid) != bool(gid):
+            missing = "gidMappings" if uid else "uidMappings"
+            raise ConfigError(f"mounts[{i}].{missing}",
+                              "is required with the other idmapped-mount mappings")
+        if not (opts or uid):
+            continue
+        if opts and not uid and "user" not in ns:
             raise ConfigError(f"mounts[{i}].options",
                               f"{opts[0]} needs uidMappings/gidMappings or a user namespace")
+        if mount.get("type") != "bind" and not {"bind", "rbind"} & set(options):
+            raise ConfigError(f"mounts[{i}].options",
+                              "idmapped mounts are only supported for bind mounts")
+    for i, mount in enumerate(mounts):
+        if "tmpcopyup" in (mount.get("options") or []) and mount.get("type") != "tmpfs":
+            raise ConfigError(f"mounts[{i}].options", "tmpcopyup needs a tmpfs mount")
 
 
 def _check_time(linux: dict, ns: dict[str, str]) -> None:

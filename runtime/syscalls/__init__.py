@@ -8,7 +8,8 @@ rootfs and namespace logic is unit-tested without root.
 
 Every method raises ``OSError`` with the kernel's errno on failure.
 Sources: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2),
-sethostname(2), prctl(2), capset(2).
+sethostname(2), prctl(2), capset(2), mount_setattr(2), open_tree(2),
+move_mount(2).
 """
 
 from __future__ import annotations
@@ -51,6 +52,26 @@ MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 
 MNT_DETACH = 2
+
+# mount_setattr(2), open_tree(2), move_mount(2) (linux/mount.h, linux/fcntl.h)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # prctl(2) options
 PR_SET_PDEATHSIG = 1
@@ -105,6 +126,10 @@ class Syscalls(Protocol):
     def ioprio_set(self, ioprio: int) -> None: ...
     def join_session_keyring(self, name: str) -> None: ...
     def load_seccomp(self, filter_spec: SeccompFilter) -> None: ...
+    def mount_setattr(self, fd: int, attr_set: int, attr_clr: int, *, recursive: bool,
+                      userns_fd: int | None = None) -> None: ...
+    def open_tree_clone(self, path: str, *, recursive: bool) -> int: ...
+    def move_mount(self, from_fd: int, to_fd: int) -> None: ...
 
 
 def _bytes(s: str | None):
@@ -163,6 +188,31 @@ class LinuxSyscalls:
 
     def setresgid(self, gid: int) -> None:
         self._check(self._lib.ketch_setresgid(gid, gid, gid), "setresgid")
+
+    def mount_setattr(self, fd: int, attr_set: int, attr_clr: int, *, recursive: bool,
+                      userns_fd: int | None = None) -> None:
+        """mount_setattr(2) on the mount ``fd`` refers to (``AT_EMPTY_PATH``):
+        set ``attr_set`` and clear ``attr_clr`` (``MOUNT_ATTR_*``), on every
+        mount below it too when ``recursive``; ``userns_fd`` with
+        ``MOUNT_ATTR_IDMAP`` idmaps a detached mount."""
+        flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+        self._check(self._lib.ketch_mount_setattr(fd, b"", flags, attr_set, attr_clr, 0,
+                                                  userns_fd if userns_fd is not None else 0),
+                    "mount_setattr")
+
+    def open_tree_clone(self, path: str, *, recursive: bool) -> int:
+        """open_tree(2) with ``OPEN_TREE_CLONE``: a detached copy of the mount at
+        ``path`` (its whole tree when ``recursive``), as a close-on-exec fd."""
+        flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+        return self._check(self._lib.ketch_open_tree(AT_FDCWD, path.encode(), flags),
+                           "open_tree", path)
+
+    def move_mount(self, from_fd: int, to_fd: int) -> None:
+        """move_mount(2): attach the detached mount ``from_fd`` on the file or
+        directory ``to_fd`` refers to (both by fd: no path is resolved)."""
+        self._check(self._lib.ketch_move_mount(from_fd, b"", to_fd, b"",
+                                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+                    "move_mount")
 
     def close_range_cloexec(self, first: int) -> None:
         """Mark every fd from ``first`` on close-on-exec.

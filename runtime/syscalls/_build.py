@@ -26,6 +26,11 @@ int ketch_capget(unsigned int version, int pid, unsigned int *data6);
 int ketch_personality(unsigned long persona);
 int ketch_ioprio_set(int which, int who, int ioprio);
 long ketch_join_session_keyring(const char *name);
+int ketch_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set,
+                        uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd);
+int ketch_open_tree(int dirfd, const char *path, unsigned int flags);
+int ketch_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                     const char *to_path, unsigned int flags);
 
 /* libseccomp (seccomp.h) */
 typedef void *scmp_filter_ctx;
@@ -53,6 +58,7 @@ SOURCE = r"""
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 #include <seccomp.h>
@@ -88,6 +94,33 @@ static int ketch_ioprio_set(int which, int who, int ioprio) {
 /* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring */
 static long ketch_join_session_keyring(const char *name) {
     return syscall(SYS_keyctl, 1, name);
+}
+/* The new mount API (Linux 5.2 / 5.12): no glibc wrappers in Debian 12. */
+struct ketch_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+static int ketch_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                               uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
+                               uint64_t userns_fd) {
+#ifdef SYS_mount_setattr
+    struct ketch_mount_attr attr = { attr_set, attr_clr, propagation, userns_fd };
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
+static int ketch_open_tree(int dirfd, const char *path, unsigned int flags) {
+#ifdef SYS_open_tree
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+#else
+    errno = ENOSYS; return -1;
+#endif
+}
+static int ketch_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                            const char *to_path, unsigned int flags) {
+#ifdef SYS_move_mount
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+#else
+    errno = ENOSYS; return -1;
+#endif
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {

@@ -37,6 +37,17 @@ class RecordingSyscalls:
     def umount2(self, target: str, flags: int) -> None:
         self._record("umount2", target, flags)
 
+    def mount_setattr(self, fd: int, attr_set: int, attr_clr: int, *, recursive: bool,
+                      userns_fd: int | None = None) -> None:
+        self._record("mount_setattr", fd, attr_set, attr_clr, recursive, userns_fd)
+
+    def open_tree_clone(self, path: str, *, recursive: bool) -> int:
+        self._record("open_tree_clone", path, recursive)
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+
+    def move_mount(self, from_fd: int, to_fd: int) -> None:
+        self._record("move_mount", from_fd, to_fd)
+
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)
 
