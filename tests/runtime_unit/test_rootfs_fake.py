@@ -20,6 +20,16 @@ def test_parse_options_flags_propagation_and_data():
     assert opts.data_string == "mode=755,size=1k"
 
 
+def test_parse_recursive_idmap_and_copyup_options():
+    opts = parse_options(["rbind", "rro", "rnosuid", "rsuid", "rnoatime", "rstrictatime",
+                          "ridmap", "tmpcopyup"])
+    assert opts.flags == s.MS_BIND | s.MS_REC  # none of them is a mount(2) flag
+    # the last atime mode wins; rsuid undid rnosuid
+    assert opts.rec_set == s.MOUNT_ATTR_RDONLY | s.MOUNT_ATTR_STRICTATIME
+    assert opts.rec_clear == s.MOUNT_ATTR_NOSUID | s.MOUNT_ATTR__ATIME
+    assert (opts.idmap, opts.tmpcopyup, opts.data) == ("ridmap", True, [])
+
+
 @pytest.fixture
 def bundle(tmp_path):
     (tmp_path / "rootfs").mkdir()
@@ -135,3 +145,32 @@ def test_shared_or_unbindable_root_waits_until_after_pivot(bundle, propagation):
     spec["linux"]["rootfsPropagation"] = propagation
     rootfs.prepare_root(sc, spec, str(bundle / "rootfs"))
     assert sc.calls[0][4] == s.MS_SLAVE | s.MS_REC
+
+
+def test_recursive_options_set_attributes_on_the_new_mount(bundle):
+    sc = RecordingSyscalls()
+    root_fd = os.open(bundle / "rootfs", os.O_PATH | os.O_DIRECTORY)
+    try:
+        rootfs.mount_entry(sc, root_fd, {"destination": "/mnt", "type": "bind",
+                                         "source": "data", "options": ["rbind", "rro"]},
+                           str(bundle))
+    finally:
+        os.close(root_fd)
+    assert sc.names() == ["mount", "mount_setattr"]
+    assert sc.calls[1][2:] == (s.MOUNT_ATTR_RDONLY, 0, True, None)
+
+
+def test_detached_idmapped_mount_is_moved_not_bound(bundle):
+    sc = RecordingSyscalls()
+    detached = os.open("/dev/null", os.O_RDONLY)
+    root_fd = os.open(bundle / "rootfs", os.O_PATH | os.O_DIRECTORY)
+    try:
+        rootfs.mount_entry(sc, root_fd, {"destination": "/mnt", "type": "bind",
+                                         "source": "data", "options": ["bind", "idmap", "ro"]},
+                           str(bundle), detached)
+    finally:
+        os.close(root_fd)
+    assert sc.names() == ["move_mount", "mount"]  # attached, then the read-only remount
+    assert sc.calls[0][1] == detached
+    with pytest.raises(OSError):
+        os.fstat(detached)  # handed over: mount_entry closed it
