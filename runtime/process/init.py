@@ -82,6 +82,7 @@ def run_stage1(chan: SyncSocket, keep: set[int], preserve_fds: int, debug: bool,
     code = 1
     try:
         close_fds_except(keep, 3 + preserve_fds)
+        _hide_command_line()
         sc = s.linux()
         # A dumpable process that enters the container could be ptraced or have
         # its /proc/PID/{exe,fd} opened from inside (CVE-2019-5736 class).
@@ -97,6 +98,16 @@ def run_stage1(chan: SyncSocket, keep: set[int], preserve_fds: int, debug: bool,
         report(chan, e, debug)
     finally:
         os._exit(code)
+
+
+def _hide_command_line() -> None:
+    """Show ``ketch init`` as our command line, as runc shows ``runc init``: the
+    container can read /proc/1/cmdline before ``start``, and the runtime's
+    interpreter, script and ``--root`` paths are host details it has no
+    business seeing."""
+    import setproctitle  # a C extension: no measurable cost on the hot path
+
+    setproctitle.setproctitle("ketch init")
 
 
 def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:

@@ -241,3 +241,17 @@ def test_errors_like_runc(name: str, runc: Runtime, ketch: Runtime, make_bundle,
         if len(seen["runc"]) != len(seen["ketch"]):
             rows.append(f"  runc ran {len(seen['runc'])} steps, ketch {len(seen['ketch'])}")
         pytest.fail("ketch differs from runc (step, exit code, message):\n" + "\n".join(rows))
+
+
+def test_init_command_line_shows_no_host_paths(ketch: Runtime, make_bundle) -> None:
+    """Before ``start`` the init is visible inside the container as PID 1: its
+    command line is ``ketch init`` (runc: ``runc init``), not the host's
+    interpreter, script and ``--root`` paths."""
+    cid = ketch.new_id("title")
+    bundle = make_bundle(SLEEP)
+    assert ketch("create", "--bundle", str(bundle), cid).rc == 0
+    r = ketch("exec", cid, "cat", "/proc/1/cmdline")
+    assert r.rc == 0, str(r)
+    assert r.out.rstrip("\0").split("\0") == ["ketch init"], repr(r.out)
+    assert str(ketch.root) not in r.out
+    assert ketch("delete", "--force", cid).rc == 0
