@@ -37,6 +37,14 @@ def hooks_of(spec: dict, kind: str) -> list[dict]:
     return list((spec.get("hooks") or {}).get(kind) or [])
 
 
+def preload(spec: dict, kind: str) -> None:
+    """Import what ``run_hooks`` needs for ``kind`` hooks now: the init runs
+    ``startContainer`` hooks after pivot_root, when the host's standard library
+    is out of reach."""
+    if hooks_of(spec, kind):
+        import subprocess  # noqa: F401
+
+
 def run_hooks(spec: dict, kind: str, state: dict, cwd: str | None = None) -> None:
     """Run every ``kind`` hook of ``spec`` in order (in ``cwd`` if given); raises
     ``HookError`` on the first failure."""

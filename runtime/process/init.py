@@ -26,6 +26,7 @@ from ketch.runtime.linux import idmap
 from ketch.runtime.linux.capabilities import CapabilitySets
 from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
+from ketch.runtime.linux.hooks import preload as preload_hooks
 from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
 from ketch.runtime.linux.process_attrs import (
@@ -182,8 +183,14 @@ def init_main(chan: SyncSocket, spec: dict, opts: InitOptions, plan: NamespacePl
     except BaseException as e:  # report every failure, then exit
         with contextlib.suppress(Exception):
             report(chan, e, opts.debug)
-        if chan.sock.fileno() < 0:  # after READY nobody listens: say it on stderr
-            os.write(2, f"ketch: exec failed: {_describe(e)}\n".encode())
+        if chan.sock.fileno() < 0:
+            # After READY nobody listens: as runc's init, say it on the
+            # container's stderr and exit 1 (a failed startContainer hook, an
+            # execve the seccomp filter refuses).
+            message = str(e) if isinstance(e, KetchError) else f"exec failed: {_describe(e)}"
+            with contextlib.suppress(OSError):
+                os.write(2, f"{message}\n".encode())
+            os._exit(1)
         os._exit(255)
 
 
@@ -209,6 +216,7 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
     if idmapped:
         msg, fds = chan.expect_fds(sync.MOUNT_FDS, len(idmapped))
         detached = dict(zip(msg.get("mounts", []), fds, strict=False))
+    preload_hooks(spec, "startContainer")
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
                  mount_ns=plan.has("mount"), before_pivot=create_hooks, detached=detached)
     if process.get("terminal") and opts.console_fd is not None:

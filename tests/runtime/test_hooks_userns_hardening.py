@@ -187,3 +187,33 @@ def test_create_container_hook_cwd_and_kill_all_of_stopped_like_runc(
                          rt("kill", "--all", cid, "KILL").rc, rt("kill", cid, "KILL").rc)
         rt("delete", "-f", cid)
     assert seen["ketch"] == seen["runc"] == (True, 0, 1), seen
+
+
+def test_start_container_hook_runs_inside_like_runc(runc: Runtime, ketch: Runtime,
+                                                    make_bundle) -> None:
+    """``startContainer`` hooks run in the container after ``start`` (runtime.md
+    "Lifecycle" step 7): after pivot_root, where the runtime can no longer
+    import from the host's standard library, so it must have loaded what it
+    needs before. A failing one stops the user process from running: the
+    error goes to the container's stderr and the container exits 1, as runc's
+    init does."""
+    ok = {"path": "/bin/sh", "args": ["sh", "-c", "read s; echo \"$s\" > /dev/shm/state"]}
+    fail = {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}
+    seen = {}
+    for rt in (runc, ketch):
+        bundle = make_bundle(["cat", "/dev/shm/state"], name=f"start-hook-{rt.name}",
+                             edit=lambda c: c.update(hooks={"startContainer": [ok]}))
+        cid = rt.new_id("starthook")
+        r = rt("run", "-b", str(bundle), cid)
+        assert r.rc == 0, str(r)
+        state = json.loads(r.out)
+        assert state["id"] == cid
+        seen[rt.name] = state["status"]
+
+        bundle = make_bundle(["echo", "user-process-ran"], name=f"start-hook-fail-{rt.name}",
+                             edit=lambda c: c.update(hooks={"startContainer": [fail]}))
+        r = rt("run", "-b", str(bundle), rt.new_id("starthookfail"))
+        assert r.rc == 1, str(r)
+        assert "user-process-ran" not in r.out and "error running" in r.err, str(r)
+        assert "hook" in r.err and "exit status 3" in r.err, str(r)
+    assert seen["ketch"] == seen["runc"]
