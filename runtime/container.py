@@ -30,6 +30,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+    from ketch.runtime.cgroups.stats import OomWatcher
+
 # state, kill, delete and list only read the state store: the process, rootfs
 # and terminal machinery is imported by the operations that start processes.
 
@@ -319,6 +321,48 @@ class Container:
                 raise KetchError(f"{'pause' if paused else 'resume'}: {e.strerror}") from e
             self._doc["paused"] = paused
             self._dir.save(self._doc)
+
+    def update(self, resources: dict) -> None:
+        """Apply ``resources`` (a runtime-spec LinuxResources object holding only
+        the values to change) to the running container's cgroup and remember
+        them in its state (runc ``update``). Raises ``ContainerNotRunningError``
+        when stopped, ``ResourceError`` when a value is refused."""
+        from ketch.runtime.cgroups.resources import update_resources
+
+        with self._dir.locked():
+            if self.status() == STOPPED:
+                raise ContainerNotRunningError()
+            config = self._doc["config"]
+            current = (config.get("linux") or {}).get("resources") or {}
+            cpu = resources.get("cpu")
+            if cpu and (cpu.get("quota") is None) != (cpu.get("period") is None):
+                # a quota is meaningless without its period (and v2 writes both at once)
+                for key in ("quota", "period"):
+                    if cpu.get(key) is None and (current.get("cpu") or {}).get(key) is not None:
+                        cpu[key] = current["cpu"][key]
+            update_resources(self._cgroup(), resources, log.warning)
+            merged = config.setdefault("linux", {}).setdefault("resources", {})
+            for group, values in resources.items():
+                if isinstance(values, dict) and isinstance(merged.get(group), dict):
+                    merged[group] = {**merged[group], **values}
+                else:
+                    merged[group] = values
+            self._dir.save(self._doc)
+
+    def stats(self) -> dict:
+        """runc's stats object (``events --stats``) for the container's cgroup.
+        Raises ``InvalidStateError`` when the container is stopped."""
+        from ketch.runtime.cgroups.stats import collect
+
+        if self.status() == STOPPED:
+            raise InvalidStateError(f"container with id {self.id} is not running")
+        return collect(self._cgroup())
+
+    def oom_watcher(self) -> OomWatcher:
+        """An ``OomWatcher`` on the container's memory cgroup. Raises ``OSError``."""
+        from ketch.runtime.cgroups.stats import OomWatcher
+
+        return OomWatcher(self._cgroup())
 
     def delete(self, force: bool = False) -> None:
         """runtime-spec "delete": remove what ``create`` made. A ``created``

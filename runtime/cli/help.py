@@ -60,6 +60,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "\n\nEXAMPLE:\nTo list the processes of a running container:\n\n       # ketch exec <container-id> ps",
         "",
     ),
+    "events": ("display container events such as OOM notifications, cpu, memory, and IO"
+               " usage statistics", "<container-id>",
+               'Where "<container-id>" is the name for the instance of the container.\n\n'
+               "The events command displays information about the container. By default the"
+               "\ninformation is displayed once every 5 seconds."),
+    "update": ("update container resource constraints", "<container-id>",
+               "The accepted format of --resources is a runtime-spec LinuxResources JSON object;"
+               "\nunchanged values can be omitted. When it is given, all other options are"
+               " ignored."),
     "features": ("show the enabled features", "", "Show the features this build of ketch supports."),
     "pause": ("pause suspends all processes inside the container", "<container-id>",
               "Where \"<container-id>\" is the name for the instance of the container to be paused."),

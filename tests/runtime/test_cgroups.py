@@ -1,0 +1,362 @@
+"""Resource limits on the real cgroup hierarchies of this host, and the commands
+that manage a running container's cgroup: ``update``, ``events``, ``kill --all``,
+``delete --force`` of a paused container. Differential against runc where both
+runtimes can run the same bundle."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Runtime, cgroup_leftovers, wait_until
+
+SLEEPER = ["sleep", "300"]
+MEMORY_INSIDE = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+
+
+def _memory_cgroup(pid: int) -> str:
+    """Host directory of ``pid``'s v1 memory cgroup."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if "memory" in names.split(","):
+                return "/sys/fs/cgroup/memory" + path
+    raise AssertionError("no memory cgroup")
+
+
+def _limits(**resources: object):
+    def edit(config: dict) -> None:
+        config["linux"].setdefault("resources", {}).update(resources)
+    return edit
+
+
+# -- update ---------------------------------------------------------------------------
+
+
+def test_update_memory_limit_visible_inside_like_runc(runc: Runtime, ketch: Runtime,
+                                                      make_bundle) -> None:
+    bundle = make_bundle(SLEEPER, edit=_limits(memory={"limit": 64 << 20}))
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("upd")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        before = rt("exec", cid, "cat", MEMORY_INSIDE).out.strip()
+        r = rt("update", "--memory", "96m", "--pids-limit", "33", "--cpu-share", "512", cid)
+        after = rt("exec", cid, "cat", MEMORY_INSIDE).out.strip()
+        pid = rt.state(cid)["pid"]
+        pids = Path(f"/sys/fs/cgroup/pids{_cgroup_path(pid, 'pids')}/pids.max").read_text().strip()
+        shares = Path(f"/sys/fs/cgroup/cpu{_cgroup_path(pid, 'cpu')}/cpu.shares").read_text().strip()
+        seen[rt.name] = (r.rc, r.err, before, after, pids, shares)
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"] == (0, "", str(64 << 20), str(96 << 20), "33", "512"), seen
+
+
+def _cgroup_path(pid: int, controller: str) -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if controller in names.split(","):
+                return path
+    raise AssertionError(f"no {controller} cgroup")
+
+
+def test_update_from_resources_file_and_stdin(ketch: Runtime, make_bundle, tmp_path) -> None:
+    cid = ketch.new_id("updr")
+    assert ketch("run", "-d", "-b", str(make_bundle(SLEEPER)), cid).rc == 0
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps({"memory": {"limit": 50 << 20, "reservation": 20 << 20},
+                               "cpu": {"quota": 20000, "period": 100000}}))
+    # with -r every other flag is ignored (runc's rule)
+    assert ketch("update", "-r", str(res), "--memory", "1g", cid).rc == 0
+    mem = _memory_cgroup(ketch.state(cid)["pid"])
+    assert Path(mem, "memory.limit_in_bytes").read_text().strip() == str(50 << 20)
+    assert Path(mem, "memory.soft_limit_in_bytes").read_text().strip() == str(20 << 20)
+    assert ketch("update", "-r", "-", cid, input=json.dumps({"pids": {"limit": 9}})).rc == 0
+    pids = _cgroup_path(ketch.state(cid)["pid"], "pids")
+    assert Path(f"/sys/fs/cgroup/pids{pids}/pids.max").read_text().strip() == "9"
+    cpu = _cgroup_path(ketch.state(cid)["pid"], "cpu")
+    assert Path(f"/sys/fs/cgroup/cpu{cpu}/cpu.cfs_quota_us").read_text().strip() == "20000"
+
+
+def test_update_errors_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    running = make_bundle(SLEEPER)
+    stopped = make_bundle(["true"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid, dead = rt.new_id("upde"), rt.new_id("upds")
+        assert rt("run", "-d", "-b", str(running), cid).rc == 0
+        assert rt("run", "-d", "-b", str(stopped), dead).rc == 0
+        wait_until(lambda rt=rt, dead=dead: rt.status(dead) == "stopped")
+        results = [rt("update", "--memory", "1x", cid), rt("update", "--cpu-period", "abc", cid),
+                   rt("update", "--cpu-quota", "1.5", cid), rt("update", "-r", "/nonexistent", cid),
+                   rt("update", "--memory", "1m", dead), rt("update", "--memory", "1m", "nope")]
+        seen[rt.name] = [(r.rc, r.msg) for r in results]
+        rt("delete", "-f", cid)
+        rt("delete", "-f", dead)
+    assert seen["ketch"] == seen["runc"], seen
+
+
+def test_update_a_limit_below_usage_fails_in_one_line(ketch: Runtime, make_bundle) -> None:
+    """The kernel refuses a v1 limit below the usage it cannot reclaim: one line, runc's words."""
+    hog = ["sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; sleep 300"]
+    cid = ketch.new_id("updlow")
+    assert ketch("run", "-d", "-b", str(make_bundle(hog, edit=_limits(memory={"limit": 64 << 20}))),
+                 cid).rc == 0
+    mem = _memory_cgroup(ketch.state(cid)["pid"])
+    assert wait_until(lambda: int(Path(mem, "memory.usage_in_bytes").read_text()) > 20 << 20)
+    r = ketch("update", "--memory", "4m", cid)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, r
+    assert "linux.resources.memory.limit: unable to set memory limit to 4194304" in r.msg, r
+    assert Path(mem, "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    r = ketch("update", "-r", "-", cid,
+              input=json.dumps({"memory": {"limit": 8 << 20, "checkBeforeUpdate": True}}))
+    assert r.rc == 1 and "rejecting memory limit 8388608 below the current usage" in r.msg, r
+
+
+# -- create-time resources --------------------------------------------------------------
+
+
+def test_memory_fields_written_at_create(ketch: Runtime, make_bundle) -> None:
+    cid = ketch.new_id("mem")
+    edit = _limits(memory={"limit": 48 << 20, "reservation": 16 << 20, "swap": 96 << 20,
+                           "swappiness": 7, "disableOOMKiller": True, "kernel": 1 << 30})
+    r = ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=edit)), cid)
+    assert r.rc == 0, r
+    assert "kernel and kernelTCP are ignored" in r.err
+    mem = _memory_cgroup(ketch.state(cid)["pid"])
+    got = {n: Path(mem, n).read_text().split("\n")[0] for n in (
+        "memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
+        "memory.swappiness", "memory.oom_control")}
+    assert got == {"memory.limit_in_bytes": str(48 << 20),
+                   "memory.soft_limit_in_bytes": str(16 << 20),
+                   "memory.memsw.limit_in_bytes": str(96 << 20), "memory.swappiness": "7",
+                   "memory.oom_control": "oom_kill_disable 1"}
+
+
+def test_rejected_value_leaves_nothing_behind(ketch: Runtime, make_bundle) -> None:
+    cid = ketch.new_id("rej")
+    bundle = make_bundle(SLEEPER, edit=_limits(cpu={"shares": 1024, "cpus": "0-4096"}))
+    r = ketch("run", "-d", "-b", str(bundle), cid)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, r
+    assert r.msg.startswith("ketch run failed: linux.resources.cpu.cpus: cannot write '0-4096' "
+                            "to /sys/fs/cgroup/cpuset/"), r
+    # the errno text depends on the kernel (EINVAL or ERANGE)
+    assert re.search(f"/{cid}/cpuset.cpus: (Invalid argument|Numerical result out of range)$",
+                     r.msg), r
+    assert ketch.state(cid) is None and not (ketch.root / cid).exists()
+    assert cgroup_leftovers(cid) == []
+
+
+def test_missing_controller_is_a_clear_error(ketch: Runtime, make_bundle) -> None:
+    """This host has no net_cls hierarchy (v1) and cgroup v2 has no network controller."""
+    if glob.glob("/sys/fs/cgroup/net_cls*"):
+        pytest.skip("this host has net_cls")
+    cid = ketch.new_id("nocls")
+    r = ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=_limits(
+        network={"classID": 1048577}))), cid)
+    assert r.rc == 1, r
+    assert r.msg == ("ketch run failed: linux.resources.network.classID: the net_cls cgroup "
+                     "controller is not available on this host"), r
+    assert cgroup_leftovers(cid) == [] and not (ketch.root / cid).exists()
+
+
+def test_fork_loop_stops_at_pids_limit(ketch: Runtime, make_bundle) -> None:
+    # the inner shell forks until the kernel refuses (and then dies of it); the
+    # outer one needs no fork to go on
+    script = "sh -c 'while :; do sleep 60 & done' 2>/dev/null; exec sleep 300"
+    cid = ketch.new_id("fork")
+    assert ketch("run", "-d", "-b", str(make_bundle(["sh", "-c", script],
+                                                    edit=_limits(pids={"limit": 10}))),
+                 cid).rc == 0
+    pids = _cgroup_path(ketch.state(cid)["pid"], "pids")
+    current = Path(f"/sys/fs/cgroup/pids{pids}/pids.current")
+    assert wait_until(lambda: int(current.read_text()) == 9)  # 10 reached, the forker died
+    assert ketch.status(cid) == "running"
+    assert len(json.loads(ketch("ps", "--format", "json", cid).out)) == 9
+    events = Path(f"/sys/fs/cgroup/pids{pids}/pids.events").read_text()
+    assert int(events.split()[1]) > 0  # forks were refused: "max N"
+
+
+# -- hybrid host: controllers only on the cgroup2 mount ----------------------------------
+
+
+def _unified_hugetlb() -> bool:
+    try:
+        return "hugetlb" in Path("/sys/fs/cgroup/unified/cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+
+
+def test_hugetlb_on_the_cgroup2_hierarchy_of_a_hybrid_host(ketch: Runtime, make_bundle) -> None:
+    if not _unified_hugetlb() or glob.glob("/sys/fs/cgroup/hugetlb"):
+        pytest.skip("needs hugetlb on /sys/fs/cgroup/unified and none on v1")
+    cid = ketch.new_id("huge")
+    edit = _limits(hugepageLimits=[{"pageSize": "2MB", "limit": 4 << 20}],
+                   unified={"hugetlb.2MB.rsvd.max": str(2 << 20)})
+    assert ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=edit)), cid).rc == 0
+    pid = ketch.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        v2 = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+    d = Path("/sys/fs/cgroup/unified" + v2)
+    assert d.name == cid
+    assert (d / "hugetlb.2MB.max").read_text().strip() == str(4 << 20)
+    assert (d / "hugetlb.2MB.rsvd.max").read_text().strip() == str(2 << 20)
+    stats = json.loads(ketch("events", "--stats", cid).out)["data"]
+    assert stats["hugetlb"]["2MB"] == {"failcnt": 0}
+    bad = ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=_limits(
+        hugepageLimits=[{"pageSize": "3MB", "limit": 1}]))), ketch.new_id("huge3"))
+    assert bad.rc == 1 and "hugepageLimits: page size 3MB is not supported" in bad.msg, bad
+
+
+def test_unified_key_for_a_controller_v2_lacks(ketch: Runtime, make_bundle) -> None:
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("pure cgroup v2 host")
+    cid = ketch.new_id("unif")
+    r = ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=_limits(
+        unified={"memory.high": "1000000"}))), cid)
+    assert r.rc == 1 and r.msg == ("ketch run failed: linux.resources.unified.memory.high: the "
+                                   "memory controller is not available"), r
+    assert cgroup_leftovers(cid) == []
+
+
+# -- events ---------------------------------------------------------------------------
+
+_OMITEMPTY = {"cache", "usage", "max", "total", "percpu", "percpu_kernel", "percpu_user",
+              "periods", "throttledPeriods", "throttledTime", "current", "limit", "cpus", "mems"}
+
+
+def _paths(doc: object, prefix: str = "") -> set[str]:
+    """Key paths of a stats object, without raw memory.stat names and hugetlb page sizes
+    (host-dependent) and without Go ``omitempty`` keys (present only when non-zero)."""
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            path = f"{prefix}/{key}"
+            if prefix.endswith(("/raw", "/hugetlb")):
+                continue
+            if key not in _OMITEMPTY or (prefix.endswith(("/memory/usage", "/memory/swap",
+                                                          "/memory/kernel", "/memory/kernelTCP")) \
+                    and key == "limit"):
+                out.add(path)
+            out |= _paths(value, path)
+    return out
+
+
+def test_events_stats_has_runcs_shape(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    bundle = make_bundle(SLEEPER, edit=_limits(memory={"limit": 64 << 20}, pids={"limit": 50}))
+    docs = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("stats")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        r = rt("events", "--stats", cid)
+        assert r.rc == 0 and r.out.count("\n") == 1, r
+        docs[rt.name] = json.loads(r.out)
+        rt("delete", "-f", cid)
+    k, c = docs["ketch"], docs["runc"]
+    assert list(k) == list(c) == ["type", "id", "data"] and k["type"] == "stats"
+    assert list(k["data"]) == list(c["data"])
+    assert _paths(k) == _paths(c)
+    for doc in (k, c):
+        assert doc["data"]["memory"]["usage"]["limit"] == 64 << 20
+        assert doc["data"]["pids"] == {"current": 1, "limit": 50}
+        assert doc["data"]["memory"]["usage"]["usage"] > 0
+        assert doc["data"]["cpu"]["usage"]["total"] > 0
+
+
+def test_events_on_a_stopped_container_like_runc(runc: Runtime, ketch: Runtime,
+                                                 make_bundle) -> None:
+    bundle = make_bundle(["true"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("evstop")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        wait_until(lambda rt=rt, cid=cid: rt.status(cid) == "stopped")
+        seen[rt.name] = [(r.rc, r.msg.replace(cid, "ID")) for r in (
+            rt("events", "--stats", cid), rt("events", cid), rt("events", "--interval", "0s", cid))]
+        rt("delete", cid)
+    assert seen["ketch"] == seen["runc"], seen
+
+
+def test_oom_killed_hog_is_reported_by_events(ketch: Runtime, make_bundle) -> None:
+    """A memory hog in a 32 MiB container is OOM-killed; ``events`` streams ``oom``."""
+    script = "sleep 1; tail /dev/zero; echo survived > /dev/shm/s; sleep 300"
+    cid = ketch.new_id("oom")
+    assert ketch("run", "-d", "-b", str(make_bundle(["sh", "-c", script], edit=_limits(
+        memory={"limit": 32 << 20, "swap": 32 << 20}))), cid).rc == 0
+    events = subprocess.Popen(ketch.argv("events", "--interval", "200ms", cid),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[dict] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(e["type"] == "oom" for e in lines):
+            line = events.stdout.readline()
+            if not line:
+                break
+            lines.append(json.loads(line))
+        assert any(e == {"type": "oom", "id": cid} for e in lines), lines
+        assert any(e["type"] == "stats" for e in lines), lines
+    finally:
+        events.send_signal(signal.SIGKILL)
+        events.communicate(timeout=10)
+    pid = ketch.state(cid)["pid"]
+    assert wait_until(lambda: os.path.exists(f"/proc/{pid}/root/dev/shm/s"))  # sh went on
+    stats = json.loads(ketch("events", "--stats", cid).out)["data"]["memory"]
+    assert stats["usage"]["limit"] == 32 << 20
+    assert stats["usage"]["max"] >= 30 << 20  # the peak reached the limit
+
+
+def test_events_stream_ends_when_the_container_stops(ketch: Runtime, make_bundle) -> None:
+    cid = ketch.new_id("evend")
+    assert ketch("run", "-d", "-b", str(make_bundle(["sleep", "1"])), cid).rc == 0
+    r = ketch("events", "--interval", "100ms", cid, timeout=20)
+    assert r.rc == 0, r
+    kinds = {json.loads(line)["type"] for line in r.out.splitlines()}
+    assert kinds == {"stats"}, r
+
+
+# -- kill --all, pause/resume ----------------------------------------------------------
+
+
+def test_kill_all_signals_every_process_of_the_cgroup(runc: Runtime, ketch: Runtime,
+                                                      make_bundle) -> None:
+    script = "trap '' TERM; sleep 300 & sleep 300 & wait"
+    bundle = make_bundle(["sh", "-c", script])
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("killall")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        assert wait_until(lambda rt=rt, cid=cid: len(json.loads(
+            rt("ps", "--format", "json", cid).out or "[]")) == 3)
+        pids = json.loads(rt("ps", "--format", "json", cid).out)
+        r = rt("kill", "--all", cid, "KILL")
+        gone = wait_until(lambda pids=pids: not any(os.path.exists(f"/proc/{p}/stat") and
+                                                    Path(f"/proc/{p}/stat").read_text().split()[2]
+                                                    not in "ZX" for p in pids))
+        seen[rt.name] = (r.rc, gone, wait_until(lambda rt=rt, cid=cid: rt.status(cid) == "stopped"))
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"] == (0, True, True), seen
+
+
+def test_delete_force_of_a_paused_container_like_runc(runc: Runtime, ketch: Runtime,
+                                                      make_bundle) -> None:
+    bundle = make_bundle(SLEEPER)
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("delpaused")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        pid = rt.state(cid)["pid"]
+        steps = [rt("pause", cid).rc, rt.status(cid), rt("delete", cid).rc,
+                 rt("delete", "--force", cid).rc, rt.state(cid),
+                 wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}/cmdline")
+                            or not Path(f"/proc/{pid}/cmdline").read_bytes()),
+                 cgroup_leftovers(cid)]
+        seen[rt.name] = steps
+    assert seen["ketch"] == seen["runc"] == [0, "paused", 1, 0, None, True, []], seen
