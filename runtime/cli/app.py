@@ -21,6 +21,7 @@ import sys
 from ketch.runtime.cli import log, output
 from ketch.runtime.cli.flags import (
     BOOL,
+    DURATION,
     HELP,
     INT,
     SLICE,
@@ -131,7 +132,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in sorted((
                      Flag(("rootless",), BOOL, usage="generate a configuration for a rootless container")],
             [(EXACT, 0)]),
     Command("start", [], [(EXACT, 1)]),
-    Command("events", [Flag(("interval",), STRING, "5s", "set the stats collection interval"),
+    Command("events", [Flag(("interval",), DURATION, 5.0, "set the stats collection interval"),
                        Flag(("stats",), BOOL, usage="display the container's stats then exit")],
             [(EXACT, 1)]),
     Command("update", [

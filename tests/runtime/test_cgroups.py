@@ -280,7 +280,8 @@ def test_events_on_a_stopped_container_like_runc(runc: Runtime, ketch: Runtime,
         assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
         wait_until(lambda rt=rt, cid=cid: rt.status(cid) == "stopped")
         seen[rt.name] = [(r.rc, r.msg.replace(cid, "ID")) for r in (
-            rt("events", "--stats", cid), rt("events", cid), rt("events", "--interval", "0s", cid))]
+            rt("events", "--stats", cid), rt("events", cid), rt("events", "--interval", "0s", cid),
+            rt("events", "--interval", "x", cid))]
         rt("delete", cid)
     assert seen["ketch"] == seen["runc"], seen
 
