@@ -48,7 +48,22 @@ def collect(cgroup: CgroupManager) -> dict:
     out = empty_stats()
     for d in sorted(drivers(cgroup), key=lambda d: -d.version):
         d.stats(out)
+    # Go prints struct fields in declaration order
+    out["cpu"]["usage"] = _ordered(out["cpu"]["usage"], _USAGE_ORDER)
+    out["cpuset"] = _ordered(out["cpuset"], _CPUSET_ORDER)
+    out["memory"] = _ordered(out["memory"], _MEMORY_ORDER)
     return out
+
+
+_USAGE_ORDER = ("total", "percpu", "percpu_kernel", "percpu_user", "kernel", "user")
+_CPUSET_ORDER = ("cpus", "cpu_exclusive", "mems", "mem_hardwall", "mem_exclusive",
+                 "memory_migrate", "memory_spread_page", "memory_spread_slab", "memory_pressure",
+                 "sched_load_balance", "sched_relax_domain_level")
+_MEMORY_ORDER = ("cache", "usage", "swap", "kernel", "kernelTCP", "raw")
+
+
+def _ordered(d: dict, order: tuple[str, ...]) -> dict:
+    return {k: d[k] for k in order if k in d} | {k: v for k, v in d.items() if k not in order}
 
 
 class OomWatcher:

@@ -361,3 +361,59 @@ def test_delete_force_of_a_paused_container_like_runc(runc: Runtime, ketch: Runt
                  cgroup_leftovers(cid)]
         seen[rt.name] = steps
     assert seen["ketch"] == seen["runc"] == [0, "paused", 1, 0, None, True, []], seen
+
+
+# -- the v2 driver on this host's real cgroup2 hierarchy --------------------------------
+
+
+@pytest.fixture
+def v2_cgroup(runtime_prereqs, tmp_path):
+    """A fresh cgroup of our own under the cgroup2 mount (pure v2 or hybrid)."""
+    import uuid
+
+    mount = next((m for m in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                  if Path(m, "cgroup.controllers").exists()), None)
+    if mount is None:
+        pytest.skip("no cgroup2 hierarchy")
+    path = Path(mount, f"kt-v2-{uuid.uuid4().hex[:10]}")
+    path.mkdir()
+    yield mount, path
+    wait_until(lambda: not Path(path, "cgroup.procs").read_text().strip())
+    path.rmdir()
+
+
+def test_v2_driver_on_the_real_hierarchy(v2_cgroup) -> None:
+    from ketch.runtime.cgroups.fs import CgroupManager
+    from ketch.runtime.cgroups.resources import ResourceError, apply_resources
+    from ketch.runtime.cgroups.stats import collect
+    from ketch.runtime.cgroups.v2 import V2Driver
+
+    mount, path = v2_cgroup
+    cg = CgroupManager(path.name, {mount: str(path)})
+    driver = V2Driver(mount, str(path))
+    root = set(Path(mount, "cgroup.controllers").read_text().split())
+    for controller in ("memory", "pids", "cpu", "io", "hugetlb"):
+        assert driver.available(controller) == (controller in root)
+    spec = {"linux": {"resources": {}}}
+    if "hugetlb" in root and Path(path.parent, "cgroup.subtree_control").exists():
+        spec["linux"]["resources"]["hugepageLimits"] = [{"pageSize": "2MB", "limit": 2 << 20}]
+        apply_resources(cg, spec, pytest.fail)
+        assert "hugetlb" in driver.controllers()  # enabled in the parent's subtree_control
+        assert (path / "hugetlb.2MB.max").read_text().strip() == str(2 << 20)
+    for group, values, controller in (("pids", {"limit": 5}, "pids"),
+                                      ("memory", {"limit": 1 << 30}, "memory")):
+        if controller in root:
+            continue
+        with pytest.raises(ResourceError, match=f"the {controller} cgroup controller is not "
+                                                "available on this host"):
+            apply_resources(cg, {"linux": {"resources": {group: values}}}, pytest.fail)
+    # statistics from the core cpu.stat of a cgroup that ran something
+    child = subprocess.Popen(["sh", "-c", "read x; i=0; while [ $i -lt 20000 ]; do "
+                              "i=$((i+1)); done"], stdin=subprocess.PIPE, text=True)
+    try:
+        cg.add(child.pid)
+        child.communicate("go\n", timeout=30)
+    finally:
+        child.kill()
+    stats = collect(cg)
+    assert stats["cpu"]["usage"]["total"] > 0 and stats["cpu"]["usage"]["user"] >= 0
