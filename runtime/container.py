@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 # and terminal machinery is imported by the operations that start processes.
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+# in the state directory: the cgroup directories create is about to make
+CGROUP_PLAN = "cgroup.json"
 
 _FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
@@ -124,6 +126,9 @@ class Container:
             # namespace maps to another host uid (runc does the same chown).
             os.chown(state_dir.fifo, _host_id(spec, "uidMappings"), _host_id(spec, "gidMappings"))
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+            # where the cgroup goes, written first: a delete after a crash here removes it
+            with open(os.path.join(state_dir.path, CGROUP_PLAN), "w") as f:
+                json.dump(cgroup.targets(), f)
             cgroup.create()
             apply_resources(cgroup, spec, log.warning)
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -612,8 +617,26 @@ def remove_stale_state(root: str, container_id: str) -> None:
     # A create in progress holds the lock and has not written state.json yet.
     if state_dir.try_lock():
         if not state_dir.exists():
+            _remove_planned_cgroup(state_dir)
             state_dir.remove()
         state_dir.unlock()
+
+
+def _remove_planned_cgroup(state_dir: StateDir) -> None:
+    """Kill what a crashed create left in the cgroup it planned, and remove it."""
+    try:
+        with open(os.path.join(state_dir.path, CGROUP_PLAN)) as f:
+            planned = json.load(f)
+    except (OSError, ValueError):
+        return
+    cgroup = CgroupManager("", {m: p for m, p in planned.items() if os.path.isdir(p)})
+    if cgroup.is_frozen():
+        with contextlib.suppress(OSError):
+            cgroup.freeze(False)  # a frozen task cannot die
+    for pid in cgroup.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    cgroup.destroy()
 
 
 def list_containers(root: str) -> list[Container]:

@@ -104,16 +104,25 @@ class CgroupManager:
         # hierarchy mount point -> host directory of the container's cgroup
         self.paths: dict[str, str] = dict(paths or {})
 
+    def targets(self) -> dict[str, str]:
+        """Hierarchy mount point -> host directory the container's cgroup gets there
+        (nothing is created)."""
+        out = {}
+        for h in hierarchies():
+            if os.path.isabs(self.cgroup_path):
+                out[h.mount_point] = h.host_path(self.cgroup_path)
+            else:
+                out[h.mount_point] = os.path.join(h.own_path(), self.cgroup_path)
+        return out
+
     def create(self) -> None:
         """mkdir the cgroup in each hierarchy; on v1 cpuset, copy cpus/mems from the parent.
 
         Raises ``OSError``.
         """
-        for h in hierarchies():
-            if os.path.isabs(self.cgroup_path):
-                target = h.host_path(self.cgroup_path)
-            else:
-                target = os.path.join(h.own_path(), self.cgroup_path)
+        by_mount = {h.mount_point: h for h in hierarchies()}
+        for mount_point, target in self.targets().items():
+            h = by_mount[mount_point]
             try:
                 os.makedirs(target, exist_ok=True)
             except OSError as e:

@@ -417,3 +417,30 @@ def test_v2_driver_on_the_real_hierarchy(v2_cgroup) -> None:
         child.kill()
     stats = collect(cg)
     assert stats["cpu"]["usage"]["total"] > 0 and stats["cpu"]["usage"]["user"] >= 0
+
+
+def test_delete_removes_the_cgroup_of_a_crashed_create(ketch: Runtime) -> None:
+    """A create killed after making the cgroup leaves <root>/<id> without state.json
+    and a cgroup with the blocked init in it; delete removes both (and kills it)."""
+    from ketch.runtime.cgroups.fs import CgroupManager
+
+    cid = ketch.new_id("crash")
+    planned = {m: p for m, p in CgroupManager(cid).targets().items()
+               if m.endswith(("/pids", "/memory", "/freezer"))}
+    state = ketch.root / cid
+    state.mkdir(parents=True)
+    (state / "cgroup.json").write_text(json.dumps(planned))
+    leftover = subprocess.Popen(["sleep", "300"])
+    try:
+        for path in planned.values():
+            os.makedirs(path)
+            Path(path, "cgroup.procs").write_text(str(leftover.pid))
+        r = ketch("delete", cid)
+        assert (r.rc, r.msg) == (1, "container does not exist"), r  # runc's answer
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+        assert not state.exists() and not any(os.path.exists(p) for p in planned.values())
+    finally:
+        leftover.kill()
+        for path in planned.values():
+            if os.path.isdir(path):
+                os.rmdir(path)
