@@ -25,9 +25,26 @@ from ketch.runtime.cgroups.driver import (
 
 # runc's AllowedDevices (libcontainer/specconv): always allowed after the config's rules
 _DEFAULT_ALLOW = (
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
-    "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
+    ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"),
+    ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"),
+    ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"), ("c", 10, 200, "rwm"),
 )
+
+
+def device_rules(rules: list[dict], devices: list[dict]) -> list[dict]:
+    """Every device rule of the container in order: the config's
+    ``linux.resources.devices``, then an allow rule for each device it creates
+    (``linux.devices``, as runc does), then runc's default allowed devices."""
+    out = list(rules)
+    for dev in devices:
+        if dev["type"] == "p":
+            continue  # a fifo is no device: the cgroup has no rule for it
+        out.append({"allow": True, "type": "c" if dev["type"] == "u" else dev["type"],
+                    "major": dev.get("major"), "minor": dev.get("minor"), "access": "rwm"})
+    for kind, major, minor, access in _DEFAULT_ALLOW:
+        out.append({"allow": True, "type": kind, "major": major, "minor": minor,
+                    "access": access})
+    return out
 _NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
 
 
@@ -205,19 +222,10 @@ class V1Driver(Driver):
                            "network.priorities")
 
     def set_devices(self, rules: list[dict], devices: list[dict], warn: Warn) -> None:
-        """``devices.deny``/``devices.allow`` in config order, then the devices the
-        config creates, then runc's default allowed devices."""
-        for rule in rules:
+        """``devices.deny``/``devices.allow`` writes in ``device_rules`` order."""
+        for rule in device_rules(rules, devices):
             self.write("devices.allow" if rule.get("allow") else "devices.deny",
                        device_rule(rule), "devices")
-        for dev in devices:
-            if dev["type"] == "p":
-                continue  # a fifo is no device: the cgroup has no rule for it
-            kind = "c" if dev["type"] == "u" else dev["type"]
-            self.write("devices.allow", device_rule({"type": kind, "major": dev.get("major"),
-                                                     "minor": dev.get("minor")}), "devices")
-        for rule in _DEFAULT_ALLOW:
-            self.write("devices.allow", rule, "devices")
 
     # -- statistics -----------------------------------------------------------------
 
@@ -326,4 +334,5 @@ def parse_list(text: str) -> list[int]:
     return out
 
 
-__all__ = ["V1Driver", "cpuset_stats", "device_rule", "page_size_name", "parse_list"]
+__all__ = ["V1Driver", "cpuset_stats", "device_rule", "device_rules", "page_size_name",
+           "parse_list"]

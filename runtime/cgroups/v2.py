@@ -24,7 +24,7 @@ from ketch.runtime.cgroups.convert import (
     swap_v2,
 )
 from ketch.runtime.cgroups.driver import Driver, ResourceError, Warn, hugetlb_sizes, write_file
-from ketch.runtime.cgroups.v1 import cpuset_stats
+from ketch.runtime.cgroups.v1 import cpuset_stats, device_rules
 
 _UINT64_MAX = (1 << 64) - 1
 # a file prefix that names no controller: core files every v2 cgroup has
@@ -179,10 +179,14 @@ class V2Driver(Driver):
         raise ResourceError("linux.resources.network: net_cls/net_prio do not exist on cgroup v2")
 
     def set_devices(self, rules: list[dict], devices: list[dict], warn: Warn) -> None:
-        if any(r.get("allow") is False and r.get("type", "a") != "a" for r in rules) or \
-                any(r.get("allow") for r in rules):
-            warn("linux.resources.devices: device rules are not enforced on cgroup v2 by this "
-                 "version of ketch (no eBPF device program)")
+        """Attach the eBPF device filter for ``device_rules`` to the cgroup."""
+        from ketch.runtime.cgroups import devices_bpf
+
+        try:
+            devices_bpf.attach(self.path, device_rules(rules, devices))
+        except OSError as e:
+            raise ResourceError(f"linux.resources.devices: cannot attach the eBPF device "
+                                f"filter to {self.path}: {e.strerror}") from e
 
     def set_unified(self, unified: dict[str, str]) -> None:
         """Write each ``unified`` file as given (runtime-spec: key = file name)."""

@@ -26,6 +26,10 @@ int ketch_capget(unsigned int version, int pid, unsigned int *data6);
 int ketch_personality(unsigned long persona);
 int ketch_ioprio_set(int which, int who, int ioprio);
 long ketch_join_session_keyring(const char *name);
+int ketch_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt,
+                        const char *license, char *log, unsigned int log_size);
+int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
+                          unsigned int flags);
 
 /* libseccomp (seccomp.h) */
 typedef void *scmp_filter_ctx;
@@ -55,6 +59,8 @@ SOURCE = r"""
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/bpf.h>
+#include <string.h>
 #include <seccomp.h>
 
 /* Raw syscalls: a multi-threaded libc wrapper would broadcast set*id to all
@@ -88,6 +94,35 @@ static int ketch_ioprio_set(int which, int who, int ioprio) {
 /* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring */
 static long ketch_join_session_keyring(const char *name) {
     return syscall(SYS_keyctl, 1, name);
+}
+/* bpf(BPF_PROG_LOAD): a program of prog_type from insn_cnt 8-byte instructions;
+ * the verifier's log goes to log (may be NULL). Returns the program fd. */
+static int ketch_bpf_prog_load(unsigned int prog_type, const void *insns,
+                               unsigned int insn_cnt, const char *license,
+                               char *log, unsigned int log_size) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.prog_type = prog_type;
+    attr.insns = (unsigned long)insns;
+    attr.insn_cnt = insn_cnt;
+    attr.license = (unsigned long)license;
+    if (log != NULL && log_size > 0) {
+        attr.log_buf = (unsigned long)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+    }
+    return (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+}
+/* bpf(BPF_PROG_ATTACH): attach prog_fd to the cgroup open at target_fd */
+static int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
+                                 unsigned int flags) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.target_fd = target_fd;
+    attr.attach_bpf_fd = prog_fd;
+    attr.attach_type = attach_type;
+    attr.attach_flags = flags;
+    return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr));
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {

@@ -444,3 +444,80 @@ def test_delete_removes_the_cgroup_of_a_crashed_create(ketch: Runtime) -> None:
         for path in planned.values():
             if os.path.isdir(path):
                 os.rmdir(path)
+
+
+# -- device rules -------------------------------------------------------------------------
+
+
+def _mknod_cap(config: dict) -> None:
+    for key in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"].setdefault(key, []).append("CAP_MKNOD")
+
+
+def test_device_rule_denies_open_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    """The config's rules (deny all, then runc's defaults) leave block devices to mknod
+    but not to open; an allow rule for one device opens it."""
+    script = ("mknod /dev/kt-blk b 7 0 && echo made; head -c1 /dev/kt-blk >/dev/null 2>/dev/shm/e;"
+              " echo rc=$?; sed 's/.*: //' /dev/shm/e")
+    plain = make_bundle(["sh", "-c", script], edit=_mknod_cap, name="dev-plain")
+
+    def allow_loop(config: dict) -> None:
+        _mknod_cap(config)
+        config["linux"]["resources"]["devices"].append(
+            {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"})
+
+    allowed = make_bundle(["sh", "-c", script], edit=allow_loop, name="dev-allowed")
+    seen = {}
+    for rt in (runc, ketch):
+        outs = []
+        for bundle in (plain, allowed):
+            cid = rt.new_id("dev")
+            r = rt("run", "-b", str(bundle), cid)
+            outs.append((r.rc, r.out))
+            rt("delete", "-f", cid)
+        seen[rt.name] = outs
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"][0] == (0, "made\nrc=1\nOperation not permitted\n"), seen
+    assert "Operation not permitted" not in seen["ketch"][1][1], seen
+
+
+def _run_in_cgroup(path: Path, script: str) -> str:
+    """Output of ``sh -c script`` run inside the cgroup directory ``path``."""
+    child = subprocess.Popen(["sh", "-c", "read x; " + script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        Path(path, "cgroup.procs").write_text(str(child.pid))
+        return child.communicate("go\n", timeout=30)[0]
+    finally:
+        child.kill()
+
+
+def test_ebpf_device_filter_on_the_real_cgroup2_hierarchy(v2_cgroup, tmp_path) -> None:
+    """cgroup v2's device control: the filter ketch builds, attached to a cgroup2
+    directory of this host, denies what the rules deny (open and mknod)."""
+    from ketch.runtime.cgroups import devices_bpf
+    from ketch.runtime.cgroups.v2 import V2Driver
+
+    mount, path = v2_cgroup
+    nested = path / "rules-only"
+    nested.mkdir()
+    try:
+        devices_bpf.attach(str(nested), [{"allow": False, "access": "rwm"},
+                                         {"allow": True, "type": "c", "major": 1, "minor": 5,
+                                          "access": "rw"}])
+        out = _run_in_cgroup(nested, f"head -c1 /dev/zero | wc -c; head -c1 /dev/null; "
+                                     f"mknod {tmp_path}/n c 1 3; echo end")
+        lines = out.splitlines()
+        assert lines[0] == "1" and lines[-1] == "end" and len(lines) == 4, out
+        assert "/dev/null" in lines[1] and lines[1].endswith("Operation not permitted"), out
+        assert lines[2] == f"mknod: {tmp_path}/n: Operation not permitted", out
+    finally:
+        wait_until(lambda: not (nested / "cgroup.procs").read_text().strip())
+        nested.rmdir()
+    # through the driver: runc's default devices are added after the config's rules
+    V2Driver(mount, str(path)).set_devices([{"allow": False, "access": "rwm"}], [], pytest.fail)
+    out = _run_in_cgroup(path, f"head -c1 /dev/null; mknod {tmp_path}/b b 7 0 && echo made; "
+                               f"head -c1 {tmp_path}/b; echo end")
+    lines = out.splitlines()
+    assert lines[0] == "made" and lines[-1] == "end" and len(lines) == 3, out
+    assert f"{tmp_path}/b" in lines[1] and lines[1].endswith("Operation not permitted"), out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ketch.runtime import syscalls
 from ketch.runtime.cgroups import driver as drv
 from ketch.runtime.cgroups.convert import ConversionError, cpu_weight, io_weight, swap_v2
 from ketch.runtime.cgroups.fs import CgroupManager
@@ -16,6 +17,7 @@ from ketch.runtime.cgroups.resources import (
     drivers,
     update_resources,
 )
+from ketch.runtime.syscalls.fake import RecordingSyscalls
 
 V2 = "/sys/fs/cgroup"
 
@@ -34,6 +36,14 @@ def _tree(tmp_path: Path, files: dict[str, list[str]]) -> CgroupManager:
 
 def _read(cg: CgroupManager, mount: str, name: str) -> str:
     return Path(cg.paths[mount], name).read_text()
+
+
+@pytest.fixture(autouse=True)
+def fake_syscalls(monkeypatch: pytest.MonkeyPatch) -> RecordingSyscalls:
+    """The v2 device filter is loaded through the syscalls seam: record it instead."""
+    fake = RecordingSyscalls()
+    monkeypatch.setattr(syscalls, "linux", lambda: fake)
+    return fake
 
 
 @pytest.fixture
@@ -329,3 +339,21 @@ def test_rejected_value_names_resource_and_file(tmp_path):
     Path(cg.paths["/sys/fs/cgroup/pids"], "pids.max").mkdir()  # writing it fails
     with pytest.raises(ResourceError, match=r"pids\.limit: cannot write '5' to .*pids\.max"):
         apply_resources(cg, _res(pids={"limit": 5}), pytest.fail)
+
+
+def test_v2_device_rules_become_an_attached_ebpf_filter(tmp_path, fake_syscalls):
+    cg = _tree(tmp_path, {V2: ["pids.max"]})
+    apply_resources(cg, {"linux": {"resources": {"devices": [{"allow": False, "access": "rwm"}]}}},
+                    pytest.fail)
+    assert fake_syscalls.names() == ["bpf_prog_load", "bpf_prog_attach"]
+    assert fake_syscalls.calls[0][1] == syscalls.BPF_PROG_TYPE_CGROUP_DEVICE
+    update_resources(cg, {"pids": {"limit": 3}}, pytest.fail)  # update never touches devices
+    assert len(fake_syscalls.calls) == 2
+
+
+def test_v2_device_filter_refused_is_one_line(tmp_path, fake_syscalls):
+    fake_syscalls.fail["bpf_prog_load"] = 22
+    cg = _tree(tmp_path, {V2: ["pids.max"]})
+    with pytest.raises(ResourceError, match=r"^linux.resources.devices: cannot attach the eBPF "
+                                            r"device filter to .*: bpf_prog_load: Invalid argument$"):
+        apply_resources(cg, {"linux": {"resources": {}}}, pytest.fail)
