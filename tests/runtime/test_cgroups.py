@@ -521,3 +521,42 @@ def test_ebpf_device_filter_on_the_real_cgroup2_hierarchy(v2_cgroup, tmp_path) -
     lines = out.splitlines()
     assert lines[0] == "made" and lines[-1] == "end" and len(lines) == 3, out
     assert f"{tmp_path}/b" in lines[1] and lines[1].endswith("Operation not permitted"), out
+
+
+# -- ps, pause and resume side by side ----------------------------------------------------
+
+
+def test_ps_pause_resume_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    counter = ("sleep 300 & i=0; while :; do i=$((i+1)); echo $i > /dev/shm/c; "
+               "sleep 0.05; done")
+    bundle = make_bundle(["sh", "-c", counter])
+    stopped = make_bundle(["true"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid, dead = rt.new_id("pps"), rt.new_id("ppsdead")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        pid = rt.state(cid)["pid"]
+        count = Path(f"/proc/{pid}/root/dev/shm/c")
+        wait_until(lambda count=count: count.exists() and count.read_text().strip() != "")
+        time.sleep(0.2)
+        table = rt("ps", cid, "-o", "pid,comm").out.split()[1::2]  # the COMMAND column
+        ps_json = sorted(json.loads(rt("ps", "--format", "json", cid).out))
+        # the loop's short "sleep 0.05" may or may not be caught
+        steps = [table[0], sorted(set(table[1:])), len(ps_json) in (2, 3), pid in ps_json,
+                 rt("pause", cid).rc, rt.status(cid)]
+        frozen = count.read_text()
+        time.sleep(0.3)
+        steps += [count.read_text() == frozen, (r := rt("pause", cid)).rc, r.msg,
+                  len(json.loads(rt("ps", "--format", "json", cid).out)) in (2, 3),
+                  rt("resume", cid).rc, rt.status(cid)]
+        time.sleep(0.3)
+        steps += [count.read_text() != frozen, (r := rt("resume", cid)).rc, r.msg]
+        assert rt("run", "-d", "-b", str(stopped), dead).rc == 0
+        wait_until(lambda rt=rt, dead=dead: rt.status(dead) == "stopped")
+        steps += [(r.rc, r.msg) for r in (rt("pause", dead), rt("resume", dead),
+                                          rt("ps", "--format", "json", dead))]
+        seen[rt.name] = steps
+        rt("delete", "-f", cid)
+        rt("delete", "-f", dead)
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"][:7] == ["COMMAND", ["sh", "sleep"], True, True, 0, "paused", True], seen
