@@ -113,14 +113,16 @@ class OomWatcher:
         (-1 once the cgroup is gone)."""
         poller = select.poll()
         poller.register(self._fd, select.POLLIN if self.version == 1 else select.POLLPRI)
-        if not poller.poll(max(0, int(timeout * 1000))):
-            return 0
+        ready = poller.poll(max(0, int(timeout * 1000)))
         if self.version == 1:
+            if not ready:
+                return 0
             count = int.from_bytes(os.read(self._fd, 8), "little")
             # the eventfd is also signalled when the cgroup is removed
             return count if os.path.exists(os.path.join(self._path, "cgroup.event_control")) else -1
         if not os.path.isdir(self._path):
             return -1
+        # read on every wake-up or timeout: a missed POLLPRI costs one interval, not the event
         kills = self._oom_kills()
         new, self._v2_seen = kills - self._v2_seen, kills
         return max(new, 0)

@@ -93,3 +93,20 @@ def test_v2_stats(tmp_path):
                                                   {"major": 8, "minor": 16, "op": "Write"}]}
     if Path("/sys/kernel/mm/hugepages/hugepages-2048kB").exists():
         assert s["hugetlb"]["2MB"] == {"failcnt": 0}
+
+
+def test_v2_oom_watcher_counts_new_oom_kills(tmp_path):
+    from ketch.runtime.cgroups.stats import OomWatcher
+
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
+    (tmp_path / "cgroup.controllers").write_text("memory\n")
+    watcher = OomWatcher(CgroupManager("c1", {"/sys/fs/cgroup": str(tmp_path)}))
+    try:
+        assert watcher.version == 2
+        assert watcher.wait(0) == 0  # kills before the watcher started do not count
+        events.write_text("low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\n")
+        assert watcher.wait(0) == 2
+        assert watcher.wait(0) == 0
+    finally:
+        watcher.close()
