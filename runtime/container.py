@@ -18,6 +18,7 @@ from ketch.runtime import log
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import (
+    ConfigError,
     ContainerNotRunningError,
     InvalidStateError,
     KetchError,
@@ -333,7 +334,11 @@ class Container:
         them in its state (runc ``update``). Raises ``ContainerNotRunningError``
         when stopped, ``ResourceError`` when a value is refused."""
         from ketch.runtime.cgroups.resources import update_resources
+        from ketch.runtime.spec.validate import validate_config
 
+        if not isinstance(resources, dict) or not all(
+                isinstance(v, (dict, list)) for v in resources.values()):
+            raise ConfigError("linux.resources", "must be an object of resource groups")
         with self._dir.locked():
             if self.status() == STOPPED:
                 raise ContainerNotRunningError()
@@ -345,13 +350,16 @@ class Container:
                 for key in ("quota", "period"):
                     if cpu.get(key) is None and (current.get("cpu") or {}).get(key) is not None:
                         cpu[key] = current["cpu"][key]
-            update_resources(self._cgroup(), resources, log.warning)
-            merged = config.setdefault("linux", {}).setdefault("resources", {})
+            updated = json.loads(json.dumps(config))
+            merged = updated.setdefault("linux", {}).setdefault("resources", {})
             for group, values in resources.items():
                 if isinstance(values, dict) and isinstance(merged.get(group), dict):
                     merged[group] = {**merged[group], **values}
                 else:
                     merged[group] = values
+            validate_config(updated)  # a bad value is a ConfigError naming its field
+            update_resources(self._cgroup(), resources, log.warning)
+            self._doc["config"] = updated
             self._dir.save(self._doc)
 
     def stats(self) -> dict:

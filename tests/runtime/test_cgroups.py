@@ -560,3 +560,20 @@ def test_ps_pause_resume_like_runc(runc: Runtime, ketch: Runtime, make_bundle) -
         rt("delete", "-f", dead)
     assert seen["ketch"] == seen["runc"], seen
     assert seen["ketch"][:7] == ["COMMAND", ["sh", "sleep"], True, True, 0, "paused", True], seen
+
+
+def test_update_with_a_bad_value_is_one_line_and_changes_nothing(ketch: Runtime,
+                                                                make_bundle) -> None:
+    cid = ketch.new_id("updbad")
+    assert ketch("run", "-d", "-b", str(make_bundle(SLEEPER, edit=_limits(
+        memory={"limit": 64 << 20}))), cid).rc == 0
+    state_file = ketch.root / cid / "state.json"
+    before = state_file.read_text()
+    for doc, message in (({"memory": {"limit": "abc"}}, "linux.resources.memory.limit: "),
+                         ({"memory": 5}, "linux.resources: must be an object"),
+                         ([], "invalid LinuxResources JSON in -: not an object")):
+        r = ketch("update", "-r", "-", cid, input=json.dumps(doc))
+        assert r.rc == 1 and len(r.err.strip().splitlines()) == 1 and message in r.msg, r
+    assert state_file.read_text() == before
+    mem = _memory_cgroup(ketch.state(cid)["pid"])
+    assert Path(mem, "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
