@@ -286,21 +286,41 @@ class Container:
 
     def signal(self, sig: int, all: bool = False) -> None:
         """runtime-spec "kill": send ``sig`` to the init (every process in the
-        cgroup with ``all``). Raises ``ContainerNotRunningError`` when stopped
-        (not with ``all``, which runc treats as a no-op then)."""
+        cgroup with ``all``, which leaves the cgroup thawed, as runc does).
+        Raises ``ContainerNotRunningError`` when stopped (not with ``all``,
+        which runc treats as a no-op then)."""
         with self._dir.locked():
             if self.status() == STOPPED:
                 if all:
                     return  # runc: signalling every process of a stopped container is a no-op
                 raise ContainerNotRunningError()
-            pids = self._cgroup().pids() if all else [self.pid]
-            for pid in pids or [self.pid]:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    continue
-                except OSError as e:  # e.g. an invalid signal number
-                    raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
+            if not all:
+                self._send(sig, [self.pid])
+                return
+            # runc's signalAllProcesses: freeze so that nothing forks away while the
+            # signals go out, then thaw (a paused container too: frozen tasks
+            # would never act on them)
+            cgroup = self._cgroup()
+            with contextlib.suppress(OSError):
+                cgroup.freeze(True)
+            try:
+                self._send(sig, cgroup.pids() or [self.pid])
+            finally:
+                with contextlib.suppress(OSError):
+                    cgroup.freeze(False)
+                if self._doc.get("paused"):
+                    self._doc["paused"] = False
+                    self._dir.save(self._doc)
+
+    @staticmethod
+    def _send(sig: int, pids: list[int]) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+            except OSError as e:  # e.g. an invalid signal number
+                raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
 
     def pause(self) -> None:
         """Freeze every process of the container (runc ``pause``; cgroup freezer).

@@ -577,3 +577,21 @@ def test_update_with_a_bad_value_is_one_line_and_changes_nothing(ketch: Runtime,
     assert state_file.read_text() == before
     mem = _memory_cgroup(ketch.state(cid)["pid"])
     assert Path(mem, "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+
+
+def test_kill_all_of_a_paused_container_like_runc(runc: Runtime, ketch: Runtime,
+                                                  make_bundle) -> None:
+    """runc freezes, signals every process, then thaws: a paused container killed
+    with --all stops, and one sent a harmless signal runs again."""
+    bundle = make_bundle(["sh", "-c", "trap '' USR1; sleep 300 & wait; sleep 300"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("killpaused")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        steps = [rt("pause", cid).rc, rt("kill", "--all", cid, "USR1").rc]
+        wait_until(lambda rt=rt, cid=cid: rt.status(cid) != "paused", timeout=3)
+        steps += [rt.status(cid), rt("pause", cid).rc, rt("kill", "--all", cid, "KILL").rc,
+                  wait_until(lambda rt=rt, cid=cid: rt.status(cid) == "stopped")]
+        seen[rt.name] = steps
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"] == [0, 0, "running", 0, 0, True], seen
