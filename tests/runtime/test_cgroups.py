@@ -595,3 +595,28 @@ def test_kill_all_of_a_paused_container_like_runc(runc: Runtime, ketch: Runtime,
         seen[rt.name] = steps
         rt("delete", "-f", cid)
     assert seen["ketch"] == seen["runc"] == [0, 0, "running", 0, 0, True], seen
+
+
+def test_nested_cgroups_path_created_and_removed_like_runc(runc: Runtime, ketch: Runtime,
+                                                           make_bundle) -> None:
+    import uuid
+
+    seen = {}
+    for rt in (runc, ketch):
+        top = f"kt-nest-{uuid.uuid4().hex[:8]}"
+
+        def edit(config: dict, top: str = top) -> None:
+            config["linux"]["cgroupsPath"] = f"/{top}/a/b"
+
+        cid = rt.new_id("nest")
+        assert rt("run", "-d", "-b", str(make_bundle(SLEEPER, edit=edit)), cid).rc == 0
+        pid = rt.state(cid)["pid"]
+        inside = [_cgroup_path(pid, c) for c in ("memory", "pids", "cpu")]
+        rt("delete", "-f", cid)
+        left = sorted(p.replace(top, "TOP") for p in glob.glob(f"/sys/fs/cgroup/*/{top}/**",
+                                                               recursive=True))
+        seen[rt.name] = (inside == [f"/{top}/a/b"] * 3, left)
+        for d in sorted(glob.glob(f"/sys/fs/cgroup/*/{top}/**/"), key=len, reverse=True):
+            os.rmdir(d)
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"][0] is True
