@@ -616,7 +616,13 @@ def test_nested_cgroups_path_created_and_removed_like_runc(runc: Runtime, ketch:
         left = sorted(p.replace(top, "TOP") for p in glob.glob(f"/sys/fs/cgroup/*/{top}/**",
                                                                recursive=True))
         seen[rt.name] = (inside == [f"/{top}/a/b"] * 3, left)
-        for d in sorted(glob.glob(f"/sys/fs/cgroup/*/{top}/**/"), key=len, reverse=True):
-            os.rmdir(d)
+        _rmtree_cgroups(top)
     assert seen["ketch"] == seen["runc"], seen
     assert seen["ketch"][0] is True
+
+
+def _rmtree_cgroups(top: str) -> None:
+    """rmdir /sys/fs/cgroup/*/TOP and every cgroup below it (deepest first)."""
+    for root in glob.glob(f"/sys/fs/cgroup/*/{top}"):
+        for d, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+            os.rmdir(d)
