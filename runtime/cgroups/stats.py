@@ -73,6 +73,8 @@ class OomWatcher:
     Raises ``OSError`` when the cgroup has no memory controller.
     """
 
+    version = 0  # of the hierarchy watched
+
     def __init__(self, cgroup: CgroupManager) -> None:
         self._fd = -1
         self._v2_seen = 0
