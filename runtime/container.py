@@ -18,6 +18,7 @@ from ketch.runtime import log
 from ketch.runtime import syscalls as s
 from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import (
+    ConfigError,
     ContainerNotRunningError,
     InvalidStateError,
     KetchError,
@@ -30,10 +31,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+    from ketch.runtime.cgroups.stats import OomWatcher
+
 # state, kill, delete and list only read the state store: the process, rootfs
 # and terminal machinery is imported by the operations that start processes.
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+# in the state directory: the cgroup directories create is about to make
+CGROUP_PLAN = "cgroup.json"
 
 _FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
@@ -122,6 +127,9 @@ class Container:
             # namespace maps to another host uid (runc does the same chown).
             os.chown(state_dir.fifo, _host_id(spec, "uidMappings"), _host_id(spec, "gidMappings"))
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
+            # where the cgroup goes, written first: a delete after a crash here removes it
+            with open(os.path.join(state_dir.path, CGROUP_PLAN), "w") as f:
+                json.dump(cgroup.targets(), f)
             cgroup.create()
             apply_resources(cgroup, spec, log.warning)
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -283,21 +291,41 @@ class Container:
 
     def signal(self, sig: int, all: bool = False) -> None:
         """runtime-spec "kill": send ``sig`` to the init (every process in the
-        cgroup with ``all``). Raises ``ContainerNotRunningError`` when stopped
-        (not with ``all``, which runc treats as a no-op then)."""
+        cgroup with ``all``, which leaves the cgroup thawed, as runc does).
+        Raises ``ContainerNotRunningError`` when stopped (not with ``all``,
+        which runc treats as a no-op then)."""
         with self._dir.locked():
             if self.status() == STOPPED:
                 if all:
                     return  # runc: signalling every process of a stopped container is a no-op
                 raise ContainerNotRunningError()
-            pids = self._cgroup().pids() if all else [self.pid]
-            for pid in pids or [self.pid]:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    continue
-                except OSError as e:  # e.g. an invalid signal number
-                    raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
+            if not all:
+                self._send(sig, [self.pid])
+                return
+            # runc's signalAllProcesses: freeze so that nothing forks away while the
+            # signals go out, then thaw (a paused container too: frozen tasks
+            # would never act on them)
+            cgroup = self._cgroup()
+            with contextlib.suppress(OSError):
+                cgroup.freeze(True)
+            try:
+                self._send(sig, cgroup.pids() or [self.pid])
+            finally:
+                with contextlib.suppress(OSError):
+                    cgroup.freeze(False)
+                if self._doc.get("paused"):
+                    self._doc["paused"] = False
+                    self._dir.save(self._doc)
+
+    @staticmethod
+    def _send(sig: int, pids: list[int]) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+            except OSError as e:  # e.g. an invalid signal number
+                raise KetchError(f"unable to signal init: {(e.strerror or '').lower()}") from e
 
     def pause(self) -> None:
         """Freeze every process of the container (runc ``pause``; cgroup freezer).
@@ -324,6 +352,55 @@ class Container:
                 raise KetchError(f"{'pause' if paused else 'resume'}: {e.strerror}") from e
             self._doc["paused"] = paused
             self._dir.save(self._doc)
+
+    def update(self, resources: dict) -> None:
+        """Apply ``resources`` (a runtime-spec LinuxResources object holding only
+        the values to change) to the running container's cgroup and remember
+        them in its state (runc ``update``). Raises ``ContainerNotRunningError``
+        when stopped, ``ResourceError`` when a value is refused."""
+        from ketch.runtime.cgroups.resources import update_resources
+        from ketch.runtime.spec.validate import validate_config
+
+        if not isinstance(resources, dict) or not all(
+                isinstance(v, (dict, list)) for v in resources.values()):
+            raise ConfigError("linux.resources", "must be an object of resource groups")
+        with self._dir.locked():
+            if self.status() == STOPPED:
+                raise ContainerNotRunningError()
+            config = self._doc["config"]
+            current = (config.get("linux") or {}).get("resources") or {}
+            cpu = resources.get("cpu")
+            if cpu and (cpu.get("quota") is None) != (cpu.get("period") is None):
+                # a quota is meaningless without its period (and v2 writes both at once)
+                for key in ("quota", "period"):
+                    if cpu.get(key) is None and (current.get("cpu") or {}).get(key) is not None:
+                        cpu[key] = current["cpu"][key]
+            updated = json.loads(json.dumps(config))
+            merged = updated.setdefault("linux", {}).setdefault("resources", {})
+            for group, values in resources.items():
+                if isinstance(values, dict) and isinstance(merged.get(group), dict):
+                    merged[group] = {**merged[group], **values}
+                else:
+                    merged[group] = values
+            validate_config(updated)  # a bad value is a ConfigError naming its field
+            update_resources(self._cgroup(), resources, log.warning)
+            self._doc["config"] = updated
+            self._dir.save(self._doc)
+
+    def stats(self) -> dict:
+        """runc's stats object (``events --stats``) for the container's cgroup.
+        Raises ``InvalidStateError`` when the container is stopped."""
+        from ketch.runtime.cgroups.stats import collect
+
+        if self.status() == STOPPED:
+            raise InvalidStateError(f"container with id {self.id} is not running")
+        return collect(self._cgroup())
+
+    def oom_watcher(self) -> OomWatcher:
+        """An ``OomWatcher`` on the container's memory cgroup. Raises ``OSError``."""
+        from ketch.runtime.cgroups.stats import OomWatcher
+
+        return OomWatcher(self._cgroup())
 
     def delete(self, force: bool = False) -> None:
         """runtime-spec "delete": remove what ``create`` made. A ``created``
@@ -573,8 +650,26 @@ def remove_stale_state(root: str, container_id: str) -> None:
     # A create in progress holds the lock and has not written state.json yet.
     if state_dir.try_lock():
         if not state_dir.exists():
+            _remove_planned_cgroup(state_dir)
             state_dir.remove()
         state_dir.unlock()
+
+
+def _remove_planned_cgroup(state_dir: StateDir) -> None:
+    """Kill what a crashed create left in the cgroup it planned, and remove it."""
+    try:
+        with open(os.path.join(state_dir.path, CGROUP_PLAN)) as f:
+            planned = json.load(f)
+    except (OSError, ValueError):
+        return
+    cgroup = CgroupManager("", {m: p for m, p in planned.items() if os.path.isdir(p)})
+    if cgroup.is_frozen():
+        with contextlib.suppress(OSError):
+            cgroup.freeze(False)  # a frozen task cannot die
+    for pid in cgroup.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    cgroup.destroy()
 
 
 def list_containers(root: str) -> list[Container]:

@@ -31,7 +31,8 @@ def features() -> dict:
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
             "capabilities": [name for name, num in CAPABILITIES.items() if num <= limit],
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": True},
             "seccomp": {
                 "enabled": True,
                 "actions": sorted(ACTIONS),

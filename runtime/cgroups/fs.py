@@ -3,7 +3,8 @@
 Linux cgroup v1 (one hierarchy per controller set) and v2 (unified), and
 "hybrid" hosts with both; runtime-spec config-linux.md "Control groups"
 (``cgroupsPath``: absolute = relative to each hierarchy's root, relative =
-relative to the runtime's own cgroup; runc uses the container ID when unset).
+relative to the runtime's own cgroup, on v2 to its parent as runc does; runc
+uses the container ID when unset).
 This module only creates, joins, lists and removes cgroups; resource limits
 belong to the resource drivers.
 """
@@ -104,16 +105,31 @@ class CgroupManager:
         # hierarchy mount point -> host directory of the container's cgroup
         self.paths: dict[str, str] = dict(paths or {})
 
+    def targets(self) -> dict[str, str]:
+        """Hierarchy mount point -> host directory the container's cgroup gets there
+        (nothing is created)."""
+        out = {}
+        for h in hierarchies():
+            if os.path.isabs(self.cgroup_path):
+                out[h.mount_point] = h.host_path(self.cgroup_path)
+            elif h.unified:
+                # runc's rule on v2: our own cgroup has tasks (us), so no controller can
+                # be enabled for its children; its parent has none
+                own = h.own_cgroup()
+                out[h.mount_point] = os.path.join(h.host_path(os.path.dirname(own)),
+                                                  self.cgroup_path)
+            else:
+                out[h.mount_point] = os.path.join(h.own_path(), self.cgroup_path)
+        return out
+
     def create(self) -> None:
         """mkdir the cgroup in each hierarchy; on v1 cpuset, copy cpus/mems from the parent.
 
         Raises ``OSError``.
         """
-        for h in hierarchies():
-            if os.path.isabs(self.cgroup_path):
-                target = h.host_path(self.cgroup_path)
-            else:
-                target = os.path.join(h.own_path(), self.cgroup_path)
+        by_mount = {h.mount_point: h for h in hierarchies()}
+        for mount_point, target in self.targets().items():
+            h = by_mount[mount_point]
             try:
                 os.makedirs(target, exist_ok=True)
             except OSError as e:

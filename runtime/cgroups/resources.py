@@ -1,151 +1,144 @@
-"""Write ``linux.resources`` into the container's cgroup.
+"""Write ``linux.resources`` into the container's cgroup, on v1, v2 and hybrid hosts.
 
-runtime-spec config-linux.md "Control groups": this module covers ``pids``
-(v1 and v2 ``pids.max``), ``memory.limit`` (v1 ``memory.limit_in_bytes``, v2
-``memory.max``) and the ``devices`` allow-list on v1 (``devices.deny`` /
-``devices.allow`` in config order, then runc's default allowed devices). Any
-other resource set in the config is reported with a warning naming it, never
-silently dropped.
+runtime-spec config-linux.md "Control groups": memory, cpu, pids, blockIO,
+hugepageLimits, network, devices, rdma and unified. Each group the config
+sets is routed to the driver of the hierarchy that has its controller
+(``ketch.runtime.cgroups.v1`` / ``v2``): a v1 hierarchy first, else the
+unified hierarchy, whose controller is then enabled in the ancestors'
+``cgroup.subtree_control`` (a hybrid host such as one with v1 controllers and
+hugetlb only on cgroup2). A group the config sets whose controller exists
+nowhere is an error naming it; groups left unset are never looked at. Keys
+this runtime does not know are reported with a warning, never dropped
+silently.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Iterable
 
+from ketch.runtime.cgroups.convert import cpu_weight
+from ketch.runtime.cgroups.driver import Driver, ResourceError, Warn
 from ketch.runtime.cgroups.fs import CgroupManager
-from ketch.runtime.errors import KetchError
+from ketch.runtime.cgroups.v1 import V1Driver
+from ketch.runtime.cgroups.v2 import V2Driver
 
-SUPPORTED = {"pids", "memory", "devices", "cpu"}
-_CPU_KEYS = {"shares", "quota", "period", "burst", "cpus", "mems", "realtimeRuntime",
-             "realtimePeriod", "idle"}
+__all__ = ["ResourceError", "apply_resources", "cpu_weight", "drivers", "update_resources"]
 
-# runc's AllowedDevices (libcontainer/specconv): always allowed after the config's rules
-_DEFAULT_ALLOW = (
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
-    "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
-)
-
-
-class ResourceError(KetchError):
-    """The kernel refused a resource value; the message names resource and file."""
+GROUPS = {"memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "devices",
+          "rdma", "unified"}
+_MEMORY_KEYS = {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+                "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
+_CPU_KEYS = {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "idle"}
+_CPUSET_KEYS = {"cpus", "mems"}
 
 
-def _write(directory: str, name: str, value: str, resource: str) -> None:
-    try:
-        with open(os.path.join(directory, name), "w") as f:
-            f.write(value)
-    except OSError as e:
-        raise ResourceError(f"{resource}: cannot write {value!r} to "
-                            f"{os.path.join(directory, name)}: {e.strerror}") from e
+def is_v2_path(mount_point: str, path: str) -> bool:
+    """True when the directory belongs to a cgroup2 hierarchy."""
+    return (os.path.exists(os.path.join(path, "cgroup.controllers"))
+            or os.path.basename(mount_point) in ("cgroup", "unified"))
 
 
-def _device_rule(rule: dict) -> str:
-    kind = rule.get("type", "a")
-    if kind == "a":
-        return "a"
-    major = "*" if rule.get("major") is None or rule.get("major") == -1 else str(rule["major"])
-    minor = "*" if rule.get("minor") is None or rule.get("minor") == -1 else str(rule["minor"])
-    return f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+def drivers(cgroup: CgroupManager) -> list[Driver]:
+    """One driver per hierarchy the container's cgroup lives in, v1 ones first."""
+    found: list[Driver] = [V2Driver(m, p) if is_v2_path(m, p) else V1Driver(m, p)
+                           for m, p in cgroup.paths.items()]
+    return sorted(found, key=lambda d: d.version)
 
 
-def apply_resources(cgroup: CgroupManager, spec: dict, warn: Callable[[str], None]) -> None:
-    """Write the supported ``linux.resources`` of ``spec`` into ``cgroup``'s files.
+def _pick(found: Iterable[Driver], v1_name: str | None, v2_name: str | None) -> Driver | None:
+    found = list(found)
+    for d in found:
+        if d.version == 1 and v1_name and v1_name in d.controllers():
+            return d
+    for d in found:
+        if d.version == 2 and v2_name and d.available(v2_name):
+            d.enable(v2_name)
+            return d
+    return None
 
-    Raises ``ResourceError`` when a value is rejected; unsupported resources go
-    to ``warn(message)``.
+
+def _need(found: list[Driver], resource: str, v1_name: str | None,
+          v2_name: str | None) -> Driver:
+    d = _pick(found, v1_name, v2_name)
+    if d is None:
+        name = v1_name or v2_name
+        if v1_name and v2_name and v1_name != v2_name:
+            name = f"{v1_name} (v1) / {v2_name} (v2)"
+        raise ResourceError(f"linux.resources.{resource}: the {name} cgroup controller is "
+                            "not available on this host")
+    return d
+
+
+def _set(values: dict, keys: set[str]) -> dict:
+    return {k: v for k, v in values.items() if k in keys and v is not None}
+
+
+def apply_resources(cgroup: CgroupManager, spec: dict, warn: Warn) -> None:
+    """Write ``spec``'s ``linux.resources`` into ``cgroup`` (at create).
+
+    Raises ``ResourceError`` naming the resource (and the file when the kernel
+    refused a value); unknown keys go to ``warn(message)``.
     """
     linux = spec.get("linux") or {}
-    resources = linux.get("resources") or {}
-    for key in sorted(set(resources) - SUPPORTED):
+    _apply(drivers(cgroup), linux.get("resources") or {}, linux.get("devices") or [],
+           warn, update=False)
+
+
+def update_resources(cgroup: CgroupManager, resources: dict, warn: Warn) -> None:
+    """Apply a LinuxResources object to a running container (runc ``update``);
+    ``memory.checkBeforeUpdate`` refuses a limit below the current usage.
+    Raises ``ResourceError``."""
+    _apply(drivers(cgroup), {k: v for k, v in resources.items() if k != "devices"}, [],
+           warn, update=True)
+
+
+def _apply(found: list[Driver], resources: dict, devices: list[dict], warn: Warn,
+           update: bool) -> None:
+    for key in sorted(set(resources) - GROUPS):
         warn(f"linux.resources.{key} is not applied by this version of ketch")
-    cpu = resources.get("cpu") or {}
-    for key in sorted(set(cpu) - _CPU_KEYS):
-        warn(f"linux.resources.cpu.{key} is not applied by this version of ketch")
-    for mount_point, path in cgroup.paths.items():
-        controller = os.path.basename(mount_point)
-        controllers = set(controller.split(","))  # co-mounted v1 hierarchies: "cpu,cpuacct"
-        unified = mount_point == "/sys/fs/cgroup" or controller == "unified"
-        if cpu:
-            if unified:
-                _apply_cpu_v2(path, cpu, warn)
-            else:
-                _apply_cpu_v1(path, cpu, controllers)
-        pids = (resources.get("pids") or {}).get("limit")
-        if pids is not None and (controller == "pids" or unified) \
-                and os.path.exists(os.path.join(path, "pids.max")):
-            _write(path, "pids.max", "max" if pids <= 0 else str(pids), "pids.limit")
-        limit = (resources.get("memory") or {}).get("limit")
-        if limit is not None:
-            if controller == "memory":
-                _write(path, "memory.limit_in_bytes", str(limit), "memory.limit")
-            elif unified and os.path.exists(os.path.join(path, "memory.max")):
-                _write(path, "memory.max", "max" if limit < 0 else str(limit), "memory.limit")
-        if controller == "devices":
-            _apply_devices_v1(path, resources.get("devices") or [], linux.get("devices") or [])
     memory = resources.get("memory") or {}
-    for key in sorted(set(memory) - {"limit"}):
+    for key in sorted(set(memory) - _MEMORY_KEYS):
         warn(f"linux.resources.memory.{key} is not applied by this version of ketch")
-
-
-def _apply_cpu_v1(path: str, cpu: dict, controllers: set[str]) -> None:
-    if "cpu" in controllers:
-        # the period first: the kernel checks a new quota against the current period
-        for key, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"),
-                          ("quota", "cpu.cfs_quota_us"), ("burst", "cpu.cfs_burst_us"),
-                          ("realtimePeriod", "cpu.rt_period_us"),
-                          ("realtimeRuntime", "cpu.rt_runtime_us")):
-            if cpu.get(key) is not None and (key != "burst" or
-                                              os.path.exists(os.path.join(path, name))):
-                _write(path, name, str(cpu[key]), f"cpu.{key}")
-    if "cpuset" in controllers:
-        for key in ("cpus", "mems"):
-            if cpu.get(key):
-                _write(path, f"cpuset.{key}", cpu[key], f"cpu.{key}")
-
-
-def cpu_weight(shares: int) -> int:
-    """cgroup v2 ``cpu.weight`` for v1 ``cpu.shares``: the log-quadratic mapping
-    runc and crun use (2 -> 1, 1024 -> 100, 262144 -> 10000)."""
-    if shares <= 0:
-        return 0
-    import math
-
-    log = math.log2(shares)
-    return min(10000, max(1, math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0))))
-
-
-def _apply_cpu_v2(path: str, cpu: dict, warn: Callable[[str], None]) -> None:
-    if not os.path.exists(os.path.join(path, "cpu.max")):
-        if any(cpu.get(k) is not None for k in ("shares", "quota", "period")):
-            warn("linux.resources.cpu: the cpu controller is not enabled in the cgroup v2 "
-                 "hierarchy; shares/quota/period not applied")
-    else:
-        if cpu.get("shares"):
-            _write(path, "cpu.weight", str(cpu_weight(cpu["shares"])), "cpu.shares")
-        if cpu.get("quota") is not None or cpu.get("period") is not None:
-            quota = cpu.get("quota")
-            period = cpu.get("period") or 100000
-            _write(path, "cpu.max", f"{'max' if quota is None or quota <= 0 else quota} {period}",
-                   "cpu.quota")
-        if cpu.get("idle") is not None and os.path.exists(os.path.join(path, "cpu.idle")):
-            _write(path, "cpu.idle", str(cpu["idle"]), "cpu.idle")
-    for key in ("cpus", "mems"):
-        if cpu.get(key) and os.path.exists(os.path.join(path, f"cpuset.{key}")):
-            _write(path, f"cpuset.{key}", cpu[key], f"cpu.{key}")
-
-
-def _apply_devices_v1(path: str, rules: list[dict], devices: list[dict]) -> None:
-    for rule in rules:
-        target = "devices.allow" if rule.get("allow") else "devices.deny"
-        _write(path, target, _device_rule(rule), "devices")
-    # Devices the config asks to create must also be usable (runc does the same).
-    for dev in devices:
-        if dev["type"] == "p":
-            continue  # a fifo is no device: the cgroup has no rule for it
-        kind = "c" if dev["type"] == "u" else dev["type"]
-        _write(path, "devices.allow",
-               _device_rule({"type": kind, "major": dev.get("major"),
-                             "minor": dev.get("minor"), "access": "rwm"}), "devices")
-    for rule in _DEFAULT_ALLOW:
-        _write(path, "devices.allow", rule, "devices")
+    if any(v is not None and v is not False for k, v in memory.items()
+           if k in _MEMORY_KEYS - {"checkBeforeUpdate"}):
+        _need(found, "memory", "memory", "memory").set_memory(memory, warn, update)
+    cpu = resources.get("cpu") or {}
+    for key in sorted(set(cpu) - _CPU_KEYS - _CPUSET_KEYS):
+        warn(f"linux.resources.cpu.{key} is not applied by this version of ketch")
+    if _set(cpu, _CPU_KEYS):
+        _need(found, "cpu", "cpu", "cpu").set_cpu(_set(cpu, _CPU_KEYS), warn)
+    if any(cpu.get(k) for k in _CPUSET_KEYS):
+        _need(found, "cpu.cpus", "cpuset", "cpuset").set_cpuset(_set(cpu, _CPUSET_KEYS))
+    pids = resources.get("pids") or {}
+    if pids.get("limit") is not None:
+        _need(found, "pids", "pids", "pids").set_pids(pids)
+    block_io = {k: v for k, v in (resources.get("blockIO") or {}).items() if v}
+    if block_io:
+        _need(found, "blockIO", "blkio", "io").set_block_io(block_io)
+    hugepages = resources.get("hugepageLimits") or []
+    if hugepages:
+        _need(found, "hugepageLimits", "hugetlb", "hugetlb").set_hugetlb(hugepages)
+    network = resources.get("network") or {}
+    if network.get("classID") is not None:
+        _need(found, "network.classID", "net_cls", None).set_network(network, "net_cls")
+    if network.get("priorities"):
+        _need(found, "network.priorities", "net_prio", None).set_network(network, "net_prio")
+    rdma = resources.get("rdma") or {}
+    if rdma:
+        _need(found, "rdma", "rdma", "rdma").set_rdma(rdma)
+    unified = resources.get("unified") or {}
+    if unified:
+        v2 = [d for d in found if isinstance(d, V2Driver)]
+        if not v2:
+            raise ResourceError("linux.resources.unified: needs a cgroup v2 hierarchy, and "
+                                "this container has none")
+        v2[0].set_unified(unified)
+    if not update:
+        rules = resources.get("devices") or []
+        target = _pick(found, "devices", None) or next(
+            (d for d in found if isinstance(d, V2Driver)), None)
+        if target is not None:
+            target.set_devices(rules, devices, warn)
+        elif rules:
+            warn("linux.resources.devices: no devices cgroup on this host; rules not applied")

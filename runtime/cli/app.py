@@ -21,6 +21,7 @@ import sys
 from ketch.runtime.cli import log, output
 from ketch.runtime.cli.flags import (
     BOOL,
+    DURATION,
     HELP,
     INT,
     SLICE,
@@ -92,7 +93,7 @@ class Command:
         self.reorder = reorder
 
 
-COMMANDS: dict[str, Command] = {c.name: c for c in (
+COMMANDS: dict[str, Command] = {c.name: c for c in sorted((
     Command("create", [_BUNDLE, _CONSOLE, _PID_FILE, _NO_PIVOT, _NO_KEYRING, _PRESERVE],
             [(EXACT, 1)], error_prefix=True),
     Command("delete", [Flag(("force", "f"), BOOL, usage="Forcibly deletes the container if it is"
@@ -131,8 +132,34 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
                      Flag(("rootless",), BOOL, usage="generate a configuration for a rootless container")],
             [(EXACT, 0)]),
     Command("start", [], [(EXACT, 1)]),
+    Command("events", [Flag(("interval",), DURATION, 5.0, "set the stats collection interval"),
+                       Flag(("stats",), BOOL, usage="display the container's stats then exit")],
+            [(EXACT, 1)]),
+    Command("update", [
+        Flag(("resources", "r"), usage="path to the file containing the resources to update or"
+             " '-' to read from the standard input"),
+        Flag(("blkio-weight",), INT, 0, "Specifies per cgroup weight, range is from 10 to 1000"),
+        Flag(("cpu-period",), usage="CPU CFS period to be used for hardcapping (in usecs). 0 to"
+             " use system default"),
+        Flag(("cpu-quota",), usage="CPU CFS hardcap limit (in usecs). Allowed cpu time in a"
+             " given period"),
+        Flag(("cpu-share",), usage="CPU shares (relative weight vs. other containers)"),
+        Flag(("cpu-rt-period",), usage="CPU realtime period to be used for hardcapping (in"
+             " usecs). 0 to use system default"),
+        Flag(("cpu-rt-runtime",), usage="CPU realtime hardcap limit (in usecs). Allowed cpu"
+             " time in a given period"),
+        Flag(("cpuset-cpus",), usage="CPU(s) to use"),
+        Flag(("cpuset-mems",), usage="Memory node(s) to use"),
+        Flag(("memory",), usage="Memory limit (in bytes)"),
+        Flag(("memory-reservation",), usage="Memory reservation or soft_limit (in bytes)"),
+        Flag(("memory-swap",), usage="Total memory usage (memory + swap); set '-1' to enable"
+             " unlimited swap"),
+        Flag(("pids-limit",), INT, 0, "Maximum number of pids allowed in the container"),
+        Flag(("l3-cache-schema",), usage="The string of Intel RDT/CAT L3 cache schema"),
+        Flag(("mem-bw-schema",), usage="The string of Intel RDT/MBA memory bandwidth schema"),
+    ], [(EXACT, 1)]),
     Command("state", [], [(EXACT, 1)]),
-)}
+), key=lambda c: c.name)}
 
 
 class Context:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from ketch.runtime.cli.gofmt import quote
 
-BOOL, STRING, INT, SLICE = "bool", "string", "int", "slice"
+BOOL, STRING, INT, SLICE, DURATION = "bool", "string", "int", "slice", "duration"
 _TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
 _FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
 _INT64_MAX = (1 << 63) - 1
@@ -41,8 +41,9 @@ class FlagError(Exception):
 
 class Flag:
     """One urfave flag: ``names`` (the first is the canonical one), a kind
-    (``BOOL``/``STRING``/``INT``, or ``SLICE``: urfave's StringSlice, each use
-    appends a value), a default and the help line's text."""
+    (``BOOL``/``STRING``/``INT``, ``DURATION``: Go's ``time.Duration``, parsed to
+    seconds as a float, or ``SLICE``: urfave's StringSlice, each use appends a
+    value), a default and the help line's text."""
 
     __slots__ = ("default", "hidden", "kind", "names", "usage")
 
@@ -51,7 +52,7 @@ class Flag:
         self.names = names
         self.kind = kind
         if default is None:
-            default = {BOOL: False, STRING: "", INT: 0, SLICE: ()}[kind]
+            default = {BOOL: False, STRING: "", INT: 0, SLICE: (), DURATION: 0.0}[kind]
         self.default = default
         self.usage = usage
         self.hidden = hidden
@@ -119,6 +120,56 @@ def parse_int(text: str) -> int:
     if value > _INT64_MAX or value < -_INT64_MAX - 1:
         raise ValueError("value out of range")
     return value
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
+                   "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` in seconds (``5s``, ``1m30s``, ``250ms``,
+    ``-1s``; a bare ``0``). Raises ``ValueError`` (Go's ``time: invalid duration``)."""
+    bad = ValueError(f'time: invalid duration "{text}"')
+    s = text[1:] if text[:1] in ("+", "-") else text
+    sign = -1.0 if text[:1] == "-" else 1.0
+    if s == "0":
+        return 0.0
+    if not s:
+        raise bad
+    total, i = 0.0, 0
+    while i < len(s):
+        j = i
+        while j < len(s) and ((s[j].isascii() and s[j].isdigit()) or s[j] == "."):
+            j += 1
+        k = j
+        while k < len(s) and not (s[k].isascii() and s[k].isdigit()) and s[k] != ".":
+            k += 1
+        number, unit = s[i:j], s[j:k]
+        if unit not in _DURATION_UNITS or number in ("", ".") or number.count(".") > 1:
+            raise bad
+        total += float(number) * _DURATION_UNITS[unit]
+        i = k
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """Go's ``Duration.String`` for the help text: ``5s``, ``1m30s``, ``1h0m0s``, ``250ms``."""
+    if seconds == 0:
+        return "0s"
+    if abs(seconds) < 1:
+        for unit, scale in (("ms", 1e-3), ("\u00b5s", 1e-6), ("ns", 1e-9)):
+            if abs(seconds) >= scale:
+                return f"{seconds / scale:g}{unit}"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:g}s"
+    if hours or minutes:
+        text = f"{int(minutes)}m" + text
+    if hours:
+        text = f"{int(hours)}h" + text
+    return sign + text
 
 
 def _underscores_ok(s: str, prefixed: bool) -> bool:
@@ -225,6 +276,11 @@ def parse(flags: list[Flag], args: list[str]) -> Parsed:
                 i += 1
             if flag.kind == SLICE:
                 raw[name] = (*raw.get(name, ()), value)  # type: ignore[misc]
+            elif flag.kind == DURATION:
+                try:
+                    raw[name] = parse_duration(value)
+                except ValueError:
+                    raise FlagError(f"invalid value {quote(value)} for flag -{name}: parse error") from None
             elif flag.kind == INT:
                 try:
                     raw[name] = parse_int(value)

@@ -10,7 +10,7 @@ descriptions is ketch's own. Only imported when a help screen is printed.
 from __future__ import annotations
 
 from ketch.runtime.cli import gofmt
-from ketch.runtime.cli.flags import BOOL, INT, STRING, Flag
+from ketch.runtime.cli.flags import BOOL, DURATION, INT, STRING, Flag, format_duration
 
 APP_USAGE = """Open Container Initiative runtime
 
@@ -60,6 +60,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "\n\nEXAMPLE:\nTo list the processes of a running container:\n\n       # ketch exec <container-id> ps",
         "",
     ),
+    "events": ("display container events such as OOM notifications, cpu, memory, and IO"
+               " usage statistics",
+               '<container-id>\n\nWhere "<container-id>" is the name for the instance of the'
+               " container.",
+               "The events command displays information about the container. By default the"
+               "\ninformation is displayed once every 5 seconds."),
+    "update": ("update container resource constraints", "<container-id>",
+               "The accepted format of --resources is a runtime-spec LinuxResources JSON object;"
+               "\nunchanged values can be omitted. When it is given, all other options are"
+               " ignored."),
     "features": ("show the enabled features", "", "Show the features this build of ketch supports."),
     "pause": ("pause suspends all processes inside the container", "<container-id>",
               "Where \"<container-id>\" is the name for the instance of the container to be paused."),
@@ -140,6 +150,8 @@ def flag_line(flag: Flag) -> str:
         default = " (default: " + gofmt.quote(str(flag.default)) + ")"
     elif flag.kind == INT:
         default = f" (default: {flag.default})"
+    elif flag.kind == DURATION:
+        default = f" (default: {format_duration(float(flag.default))})"  # type: ignore[arg-type]
     return names + "\t" + (flag.usage + default).strip()
 
 

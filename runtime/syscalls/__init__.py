@@ -9,7 +9,7 @@ rootfs and namespace logic is unit-tested without root.
 Every method raises ``OSError`` with the kernel's errno on failure.
 Sources: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2),
 sethostname(2), prctl(2), capset(2), mount_setattr(2), open_tree(2),
-move_mount(2).
+move_mount(2), bpf(2).
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
+# bpf(2) (linux/bpf.h)
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 1 << 1
+
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -130,6 +135,9 @@ class Syscalls(Protocol):
                       userns_fd: int | None = None) -> None: ...
     def open_tree_clone(self, path: str, *, recursive: bool) -> int: ...
     def move_mount(self, from_fd: int, to_fd: int) -> None: ...
+    def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int: ...
+    def bpf_prog_attach(self, target_fd: int, prog_fd: int, attach_type: int,
+                        flags: int) -> None: ...
 
 
 def _bytes(s: str | None):
@@ -252,6 +260,28 @@ class LinuxSyscalls:
     def join_session_keyring(self, name: str) -> None:
         self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")
 
+
+    def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int:
+        """bpf(BPF_PROG_LOAD) of ``insns`` (struct bpf_insn, 8 bytes each);
+        returns the program fd (close-on-exec). Raises ``OSError`` whose text
+        ends with the verifier's last log line when it refused the program."""
+        if len(insns) % 8:
+            raise ValueError("BPF instructions are 8 bytes each")
+        log = self._ffi.new("char[]", 65536)
+        fd = self._lib.ketch_bpf_prog_load(prog_type, insns, len(insns) // 8, license.encode(),
+                                           log, len(log))
+        if fd < 0:
+            err = self._ffi.errno
+            lines = self._ffi.string(log).decode(errors="replace").strip().splitlines()
+            detail = f" ({lines[-1]})" if lines else ""
+            raise OSError(err, f"bpf prog load: {os.strerror(err)}{detail}")
+        return fd
+
+    def bpf_prog_attach(self, target_fd: int, prog_fd: int, attach_type: int,
+                        flags: int) -> None:
+        """bpf(BPF_PROG_ATTACH) of ``prog_fd`` to the cgroup directory fd ``target_fd``."""
+        self._check(self._lib.ketch_bpf_prog_attach(target_fd, prog_fd, attach_type, flags),
+                    "bpf prog attach")
 
     def load_seccomp(self, filter_spec: SeccompFilter) -> None:
         """Build the filter with libseccomp and load it into this thread.

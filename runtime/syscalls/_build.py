@@ -31,6 +31,10 @@ int ketch_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_
 int ketch_open_tree(int dirfd, const char *path, unsigned int flags);
 int ketch_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
                      const char *to_path, unsigned int flags);
+int ketch_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt,
+                        const char *license, char *log, unsigned int log_size);
+int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
+                          unsigned int flags);
 
 /* libseccomp (seccomp.h) */
 typedef void *scmp_filter_ctx;
@@ -61,6 +65,8 @@ SOURCE = r"""
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/bpf.h>
+#include <string.h>
 #include <seccomp.h>
 
 /* Raw syscalls: a multi-threaded libc wrapper would broadcast set*id to all
@@ -121,6 +127,35 @@ static int ketch_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
 #else
     errno = ENOSYS; return -1;
 #endif
+}
+/* bpf(BPF_PROG_LOAD): a program of prog_type from insn_cnt 8-byte instructions;
+ * the verifier's log goes to log (may be NULL). Returns the program fd. */
+static int ketch_bpf_prog_load(unsigned int prog_type, const void *insns,
+                               unsigned int insn_cnt, const char *license,
+                               char *log, unsigned int log_size) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.prog_type = prog_type;
+    attr.insns = (unsigned long)insns;
+    attr.insn_cnt = insn_cnt;
+    attr.license = (unsigned long)license;
+    if (log != NULL && log_size > 0) {
+        attr.log_buf = (unsigned long)log;
+        attr.log_size = log_size;
+        attr.log_level = 1;
+    }
+    return (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+}
+/* bpf(BPF_PROG_ATTACH): attach prog_fd to the cgroup open at target_fd */
+static int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
+                                 unsigned int flags) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.target_fd = target_fd;
+    attr.attach_bpf_fd = prog_fd;
+    attr.attach_type = attach_type;
+    attr.attach_flags = flags;
+    return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr));
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {

@@ -85,3 +85,10 @@ class RecordingSyscalls:
     def load_seccomp(self, filter_spec) -> None:
         self._record("load_seccomp", filter_spec)
 
+    def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int:
+        self._record("bpf_prog_load", prog_type, insns, license)
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)  # a real fd the caller closes
+
+    def bpf_prog_attach(self, target_fd: int, prog_fd: int, attach_type: int,
+                        flags: int) -> None:
+        self._record("bpf_prog_attach", attach_type, flags)

@@ -36,9 +36,9 @@ def test_app_help(ketch, args: list[str]) -> None:
 def test_app_help_lists_commands_and_flags_aligned(ketch) -> None:
     out = ketch("--help").out
     commands = out.split("COMMANDS:\n")[1].split("\n\n")[0].splitlines()
-    assert [c.split()[0] for c in commands] == ["create", "delete", "exec", "features", "kill", "list", "pause",
-                                                 "ps", "resume", "run", "spec",
-                                                 "start", "state", "help,"]
+    assert [c.split()[0] for c in commands] == ["create", "delete", "events", "exec", "features",
+                                                 "kill", "list", "pause", "ps", "resume", "run",
+                                                 "spec", "start", "state", "update", "help,"]
     assert len({len(c) - len(c[3:].split("  ", 1)[1].lstrip()) for c in commands}) == 1
     assert '   --root value        root directory for storage of container state' in out
     assert '(default: "/run/ketch")' in out or "XDG_RUNTIME_DIR" in os.environ
@@ -60,7 +60,7 @@ def test_version_matches_package_metadata() -> None:
 
 
 @pytest.mark.parametrize("args, name", [(["nope"], "nope"), (["nope", "x"], "nope"),
-                                        (["help", "nope"], "nope"), (["update", "x"], "update")])
+                                        (["help", "nope"], "nope"), (["checkpoint", "x"], "checkpoint")])
 def test_unknown_command_exit_3(ketch, args: list[str], name: str) -> None:
     r = ketch(*args)
     assert r.rc == 3 and r.out == ""

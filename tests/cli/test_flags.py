@@ -6,12 +6,15 @@ import pytest
 
 from ketch.runtime.cli.flags import (
     BOOL,
+    DURATION,
     HELP,
     INT,
     STRING,
     Flag,
     FlagError,
+    format_duration,
     parse,
+    parse_duration,
     parse_int,
     reorder,
 )
@@ -126,3 +129,26 @@ def test_parse_int_errors(text: str, error: str) -> None:
     with pytest.raises(ValueError) as e:
         parse_int(text)
     assert str(e.value) == error
+
+
+@pytest.mark.parametrize("text, seconds, shown", [
+    ("5s", 5.0, "5s"), ("1m30s", 90.0, "1m30s"), ("250ms", 0.25, "250ms"), ("-1s", -1.0, "-1s"),
+    ("0", 0.0, "0s"), ("1.5h", 5400.0, "1h30m0s"), ("3µs", 3e-06, "3µs"),
+])
+def test_parse_and_format_duration(text: str, seconds: float, shown: str) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+    assert format_duration(parse_duration(text)) == shown
+
+
+@pytest.mark.parametrize("text", ["", "x", "5", "1s5", ".s", "5sec", "--1s", "1..2s"])
+def test_parse_duration_errors(text: str) -> None:
+    with pytest.raises(ValueError, match=r'^time: invalid duration "'):
+        parse_duration(text)
+
+
+def test_duration_flag_error_is_gos() -> None:
+    flags = [Flag(("interval",), DURATION, 5.0)]
+    assert parse(flags, []).values["interval"] == 5.0
+    assert parse(flags, ["--interval", "100ms"]).values["interval"] == pytest.approx(0.1)
+    with pytest.raises(FlagError, match=r'^invalid value "x" for flag -interval: parse error$'):
+        parse(flags, ["--interval", "x"])
