@@ -27,6 +27,7 @@ from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
 from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
+from ketch.runtime.linux.procfs import write_procfs
 from ketch.runtime.linux.process_attrs import (
     apply_io_priority,
     apply_personality,
@@ -38,6 +39,9 @@ from ketch.runtime.linux.seccomp import build_filter
 from ketch.runtime.process import sync
 from ketch.runtime.process.sync import SyncSocket
 from ketch.runtime.syscalls import SeccompFilter
+
+
+_MAX_ID = 2**31 - 1  # runc's bound for uids and gids
 
 
 class InitError(KetchError):
@@ -103,6 +107,12 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
     plan = NamespacePlan.from_spec(spec)
 
     def enter(sc: s.Syscalls) -> None:
+        # Still in the host's namespaces, so through the host's /proc: a rootfs
+        # cannot fake the file (runc's nsexec writes it at the same point).
+        process = spec.get("process") or {}
+        if "oomScoreAdj" in process:
+            write_procfs(sc, "/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
+                         "process.oomScoreAdj")
         join_namespaces(sc, plan, only={"user"})
         if "user" in plan.new:
             sc.unshare(s.CLONE_NEWUSER)
@@ -202,16 +212,12 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
         sc.setdomainname(spec["domainname"])
     apply_personality(sc, spec.get("linux", {}).get("personality"))
     for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+        write_procfs(sc, "/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl[{key!r}]")
     if not process:
         return
     set_rlimits(process)
     apply_io_priority(sc, process.get("ioPriority"))
     apply_scheduler(process.get("scheduler"))
-    if "oomScoreAdj" in process:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process["oomScoreAdj"]))
     return set_user(sc, chan, process, spec.get("linux", {}).get("seccomp"))
 
 
@@ -225,6 +231,10 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict,
     last step before execve (fewest syscalls under the filter; runc's order).
     """
     user = process.get("user") or {}
+    ids = [user.get("uid", 0), user.get("gid", 0), *(user.get("additionalGids") or [])]
+    if not all(0 <= i <= _MAX_ID for i in ids):
+        # (uid_t)-1 means "unchanged" to setresuid(2): the process would stay root
+        raise InitError(f"unable to setup user: uids and gids must be in range 0-{_MAX_ID}")
     late_filter = None
     if seccomp:
         flt = build_filter(seccomp)
@@ -244,7 +254,10 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict,
     sc.setresuid(user.get("uid", 0))
     sc.prctl(s.PR_SET_KEEPCAPS, 0)
     if process.get("capabilities") is not None:
-        caps.apply(sc)
+        try:
+            caps.apply(sc)
+        except OSError as e:  # runc's wording
+            raise InitError(f"unable to apply caps: {(e.strerror or str(e)).lower()}") from e
     os.umask(user.get("umask", 0o022))
     cwd = process.get("cwd", "/")
     try:

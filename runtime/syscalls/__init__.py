@@ -66,6 +66,9 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
+# seccomp.h: the action that hands a syscall to a user-space listener
+SCMP_ACT_NOTIFY = 0x7FC00000
+
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -83,6 +86,11 @@ class SeccompFilter:
         self.archs = archs
         self.rules = rules
         self.attrs = attrs
+
+    def uses_notify(self) -> bool:
+        """True when some action is SCMP_ACT_NOTIFY (the filter then has a listener fd)."""
+        return any(a == SCMP_ACT_NOTIFY for a in (self.default_action,
+                                                  *(r[0] for r in self.rules)))
 
 
 class Syscalls(Protocol):
@@ -104,7 +112,8 @@ class Syscalls(Protocol):
     def personality(self, persona: int) -> None: ...
     def ioprio_set(self, ioprio: int) -> None: ...
     def join_session_keyring(self, name: str) -> None: ...
-    def load_seccomp(self, filter_spec: SeccompFilter) -> None: ...
+    def load_seccomp(self, filter_spec: SeccompFilter) -> int | None: ...
+    def fstatfs_type(self, fd: int) -> int: ...
 
 
 def _bytes(s: str | None):
@@ -203,10 +212,16 @@ class LinuxSyscalls:
         self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")
 
 
-    def load_seccomp(self, filter_spec: SeccompFilter) -> None:
+    def fstatfs_type(self, fd: int) -> int:
+        """The ``f_type`` magic of the filesystem holding ``fd`` (fstatfs(2))."""
+        return self._check(self._lib.ketch_fstatfs_type(fd), "fstatfs")
+
+    def load_seccomp(self, filter_spec: SeccompFilter) -> int | None:
         """Build the filter with libseccomp and load it into this thread.
 
-        Unknown syscall names are skipped (runc does too); raises ``OSError``.
+        Unknown syscall names are skipped (runc does too). Returns the
+        listener fd (seccomp_notify_fd(3)) when a rule or the default action
+        is ``SCMP_ACT_NOTIFY``, else None; raises ``OSError``.
         """
         lib, ffi = self._lib, self._ffi
         ctx = lib.seccomp_init(filter_spec.default_action)
@@ -236,6 +251,11 @@ class LinuxSyscalls:
                 self._seccomp_check(lib.seccomp_rule_add_array(ctx, action, nr, len(args), cmps),
                                     f"seccomp rule for {name}")
             self._seccomp_check(lib.seccomp_load(ctx), "seccomp_load")
+            if filter_spec.uses_notify():
+                fd = lib.seccomp_notify_fd(ctx)
+                self._seccomp_check(fd, "seccomp_notify_fd")
+                return fd
+            return None
         finally:
             lib.seccomp_release(ctx)
 
