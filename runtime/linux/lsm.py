@@ -21,7 +21,6 @@ from ketch.runtime.errors import KetchError
 from ketch.runtime.linux.procfs import ProcfsError, open_procfs
 from ketch.runtime.syscalls import Syscalls
 
-
 # where the profile for the next execve is written (the second on kernels < 5.1)
 APPARMOR_EXEC_ATTRS = ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec")
 

@@ -27,19 +27,18 @@ from ketch.runtime.linux.console import setup_console
 from ketch.runtime.linux.hooks import hooks_of, run_hooks
 from ketch.runtime.linux.lsm import apply_apparmor
 from ketch.runtime.linux.namespaces import NamespacePlan, join_namespaces
-from ketch.runtime.linux.procfs import write_procfs
 from ketch.runtime.linux.process_attrs import (
     apply_io_priority,
     apply_personality,
     apply_scheduler,
     write_time_offsets,
 )
+from ketch.runtime.linux.procfs import write_procfs
 from ketch.runtime.linux.rootfs import setup_rootfs
 from ketch.runtime.linux.seccomp import build_filter
 from ketch.runtime.process import sync
 from ketch.runtime.process.sync import SyncSocket
 from ketch.runtime.syscalls import SeccompFilter
-
 
 _MAX_ID = 2**31 - 1  # runc's bound for uids and gids
 

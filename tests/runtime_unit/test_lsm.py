@@ -60,5 +60,5 @@ def test_procfs_writes_are_verified(tmp_path):
     assert plain.read_text() == "0\n"
     # a symlink as the last component is not followed, even to the real file
     (tmp_path / "link").symlink_to("/proc/self/oom_score_adj")
-    with pytest.raises(procfs.ProcfsError, match="open .*link"):
+    with pytest.raises(procfs.ProcfsError, match=r"open .*link"):
         procfs.write_procfs(sc, str(tmp_path / "link"), "0", "process.oomScoreAdj")

@@ -57,6 +57,14 @@ def check_user_ids(user: dict) -> None:
                            f"uids and gids must be in range 0-{MAX_ID}")
 
 
+def _env_flags(values: list[str]) -> list[str]:
+    """The ``--env`` values as runc 1.1.5 passes them on: an empty value is dropped
+    when some other value is given, and kept (and refused) when it is alone.
+    Every entry is then checked like config.json's ``process.env``."""
+    given = [v for v in values if v]
+    return given if given else values
+
+
 def build_process(ctx: Context, template: dict) -> dict:
     """The ``process`` object from ``--process`` or from the container's, with overrides."""
     o = ctx.opts
@@ -79,8 +87,7 @@ def build_process(ctx: Context, template: dict) -> dict:
             caps.setdefault(key, []).append(cap)
         if caps.get("inheritable") is not None:
             caps.setdefault("ambient", []).append(cap)
-    # runc drops an empty --env value; any other entry is checked like config.json's
-    p["env"] = [*(p.get("env") or []), *(e for e in o["env"] or () if e)]  # type: ignore[union-attr]
+    p["env"] = [*(p.get("env") or []), *_env_flags(list(o["env"] or ()))]  # type: ignore[call-overload]
     p["terminal"] = bool(o["tty"]) if ctx.opts.is_set("tty") else False
     if ctx.opts.is_set("no-new-privs"):
         p["noNewPrivileges"] = bool(o["no-new-privs"])
