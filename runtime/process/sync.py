@@ -10,6 +10,7 @@ and youki's channel messages.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,10 @@ HOOKS_DONE = "hooks-done"
 READY = "ready"
 # any child -> parent: setup failed; ``message`` says why
 ERROR = "error"
+# init or exec'd process -> parent: the seccomp listener fd rides along (SCM_RIGHTS)
+SECCOMP_FD = "seccomp-fd"
+# parent -> child: the listener fd has been handed to the seccomp agent
+SECCOMP_DONE = "seccomp-done"
 # any child -> parent: a log line (``level``, ``message``) for the runtime's log
 LOG = "log"
 
@@ -63,28 +68,49 @@ class SyncSocket:
     def send(self, msg_type: str, **fields: Any) -> None:
         self.sock.send(json.dumps({"type": msg_type, **fields}).encode())
 
-    def recv(self) -> dict[str, Any]:
-        """The next message; raises ``SyncError`` when the peer has gone."""
-        data = self.sock.recv(_MAX)
+    def send_fd(self, msg_type: str, fd: int, **fields: Any) -> None:
+        """Send a message with ``fd`` attached (SCM_RIGHTS); the receiver finds it
+        in the message's ``fds`` list."""
+        socket.send_fds(self.sock, [json.dumps({"type": msg_type, **fields}).encode()], [fd])
+
+    def _recv(self) -> dict[str, Any] | None:
+        # recvmsg with room for fds: a plain recv(2) would drop (close) them
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
         if not data:
-            raise SyncError("child exited before finishing setup")
+            for fd in fds:
+                os.close(fd)
+            return None
         msg = json.loads(data)
         if not isinstance(msg, dict) or "type" not in msg:
+            for fd in fds:
+                os.close(fd)
             raise SyncError(f"malformed sync message: {data[:100]!r}")
+        if fds:
+            msg["fds"] = fds
         return msg
 
-    def expect_eof(self) -> None:
+    def recv(self) -> dict[str, Any]:
+        """The next message (received fds in its ``fds`` list, owned by the caller);
+        raises ``SyncError`` when the peer has gone."""
+        msg = self._recv()
+        if msg is None:
+            raise SyncError("child exited before finishing setup")
+        return msg
+
+    def expect_eof(self, on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Wait for the peer to close (its close-on-exec end went with a
-        successful execve); an ``error`` message raises ``SyncError``."""
+        successful execve); an ``error`` message raises ``SyncError``, other
+        messages go to ``on_message``."""
         while True:
-            data = self.sock.recv(_MAX)
-            if not data:
+            msg = self._recv()
+            if msg is None:
                 return
-            msg = json.loads(data)
             if msg.get("type") == LOG and self.on_log is not None:
                 self.on_log(msg.get("level", "info"), msg.get("message", ""))
             elif msg.get("type") == ERROR:
                 raise SyncError(msg.get("message", "unknown error"))
+            elif on_message is not None:
+                on_message(msg)
 
     def expect(self, msg_type: str) -> dict[str, Any]:
         """Receive one message of ``msg_type``; an ``error`` message raises ``SyncError``."""
