@@ -3,7 +3,8 @@
 Actions, operators, architectures and flags follow the spec's names; values
 are libseccomp's (``seccomp.h``). Like runc: unknown syscall names are
 skipped, a rule whose action equals the default action is dropped, and an
-unknown action or operator is an error naming the field; ``errnoRet`` is the
+unknown action or operator is an error naming the field, and several ``args``
+on the same argument index become one rule each; ``errnoRet`` is the
 return value of ``SCMP_ACT_ERRNO`` and ``SCMP_ACT_TRACE`` (EPERM when unset).
 
 ``SCMP_ACT_NOTIFY`` needs ``listenerPath``; it cannot be the default action
@@ -79,7 +80,13 @@ def build_filter(seccomp: dict) -> SeccompFilter:
             if arg.get("op") not in OPERATORS:
                 raise ConfigError(f"{field}.args[{j}].op", f"unknown operator {arg.get('op')!r}")
             args.append((arg["index"], arg["op"], arg.get("value", 0), arg.get("valueTwo", 0)))
-        rules.extend((action, name, args) for name in rule.get("names") or [])
+        for name in rule.get("names") or []:
+            if len({a[0] for a in args}) < len(args):
+                # libseccomp takes one comparison per argument in a rule: several on
+                # the same argument become one rule each, OR'ed (runc does the same)
+                rules.extend((action, name, [a]) for a in args)
+            else:
+                rules.append((action, name, args))
     attrs = {"CTL_NNP": 0}  # no_new_privs is ours to set (process.noNewPrivileges)
     for flag in seccomp.get("flags") or []:
         if flag not in FLAGS:

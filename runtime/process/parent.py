@@ -148,7 +148,10 @@ def _to_seccomp_agent(seccomp: dict, msg: dict, state: dict, pid: int) -> None:
     try:
         if not fds:
             raise SyncError("seccomp listener fd missing from the sync message")
-        send_listener_fd(seccomp.get("listenerPath", ""), fds[0], state, pid,
+        # runtime.md "State" order, as runc marshals it
+        ordered = {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle",
+                                         "annotations") if k in state}
+        send_listener_fd(seccomp.get("listenerPath", ""), fds[0], ordered, pid,
                          seccomp.get("listenerMetadata"))
     except SeccompAgentError as e:
         raise SyncError(str(e)) from None
