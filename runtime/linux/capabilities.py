@@ -69,7 +69,7 @@ class CapabilitySets:
         self.inheritable = to_mask(caps.get("inheritable"), unknown, self.limit)
         self.ambient = to_mask(caps.get("ambient"), unknown, self.limit)
         if unknown:
-            warn(f"ignoring unknown or unavailable capabilities: [{' '.join(unknown)}]")
+            warn(f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(unknown))}]")
 
     def drop_bounding(self, sc: Syscalls) -> None:
         """Drop every capability not in the bounding set (before the uid switch)."""
