@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ("create state kill delete_resources hostname hooks_stdin linux_devices "
           "linux_ns_itype linux_ns_nopath linux_masked_paths linux_readonly_paths "
-          "linux_rootfs_propagation root_readonly_true process_user")
+          "linux_rootfs_propagation root_readonly_true process_user linux_seccomp "
+          "process_oom_score_adj")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the validation suite needs root")
 
