@@ -140,6 +140,38 @@ def test_exec_cwd_through_a_runtime_fd_is_refused(ketch: Runtime, make_bundle) -
         ketch("delete", "-f", cid)
 
 
+def test_a_host_directory_fd_handed_over_is_not_a_way_out(ketch: Runtime, make_bundle) -> None:
+    """Escape 2 with the fd passed on purpose: ``--preserve-fds 1`` hands the container
+    a directory fd of the host as fd 3 and ``cwd`` (or ``exec --cwd``) is
+    /proc/self/fd/3. The chdir itself succeeds, onto the host; a runtime without the
+    getcwd(2) check then execs the process there. ketch refuses, for run and exec."""
+    host = _host_dir("pfd")
+    (host / "host-marker").write_text("x")
+    try:
+        bundle = make_bundle(["sh", "-c", "pwd; ls"],
+                             edit=lambda c: c["process"].update(cwd="/proc/self/fd/3"))
+        wrap = ["bash", "-c", f'exec 3<"{host}"; exec "$@"', "wrap"]
+        p = subprocess.run([*wrap, *ketch.argv("run", "--preserve-fds", "1", "-b", str(bundle),
+                                               ketch.new_id("pfdcwd"))],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert p.returncode != 0 and "host-marker" not in p.stdout, p
+        assert "possible container breakout detected" in p.stderr, p
+        bundle = make_bundle(SLEEP)
+        cid = ketch.new_id("pfdexec")
+        assert ketch("run", "-d", "-b", str(bundle), cid).rc == 0
+        try:
+            p = subprocess.run([*wrap, *ketch.argv("exec", "--preserve-fds", "1", "--cwd",
+                                                   "/proc/self/fd/3", cid, "ls")],
+                               capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+        finally:
+            ketch("delete", "-f", cid)
+        assert p.returncode == 255 and "host-marker" not in p.stdout, p
+        assert "possible container breakout detected" in p.stderr, p
+    finally:
+        shutil.rmtree(host)
+
+
 # -- 3. mount destination swapped for a symlink (CVE-2021-30465 class) ------------------------
 
 
