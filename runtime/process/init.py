@@ -304,7 +304,7 @@ def _hand_over_listener(chan: SyncSocket, fd: int | None) -> None:
     if fd is None:
         return
     try:
-        chan.send_fd(sync.SECCOMP_FD, fd)
+        chan.send_fds(sync.SECCOMP_FD, [fd])
     finally:
         os.close(fd)
     chan.expect(sync.SECCOMP_DONE)

@@ -68,10 +68,10 @@ class SyncSocket:
     def send(self, msg_type: str, **fields: Any) -> None:
         self.sock.send(json.dumps({"type": msg_type, **fields}).encode())
 
-    def send_fd(self, msg_type: str, fd: int, **fields: Any) -> None:
-        """Send a message with ``fd`` attached (SCM_RIGHTS); the receiver finds it
-        in the message's ``fds`` list."""
-        socket.send_fds(self.sock, [json.dumps({"type": msg_type, **fields}).encode()], [fd])
+    def send_fds(self, msg_type: str, fds: list[int], **fields: Any) -> None:
+        """``send`` with ``fds`` attached (SCM_RIGHTS); the caller keeps its copies.
+        ``recv`` hands them over in the message's ``fds`` list."""
+        socket.send_fds(self.sock, [json.dumps({"type": msg_type, **fields}).encode()], fds)
 
     def _recv(self) -> dict[str, Any] | None:
         # recvmsg with room for fds: a plain recv(2) would drop (close) them

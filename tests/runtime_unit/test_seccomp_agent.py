@@ -19,7 +19,7 @@ def test_sync_message_carries_an_fd_and_plain_ones_still_work():
     parent, child = SyncSocket.pair()
     r, w = os.pipe()
     try:
-        child.send_fd(sync.SECCOMP_FD, w)
+        child.send_fds(sync.SECCOMP_FD, [w])
         child.send(sync.READY)
         msg = parent.recv()
         assert msg["type"] == sync.SECCOMP_FD and len(msg["fds"]) == 1
