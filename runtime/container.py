@@ -465,6 +465,7 @@ class Container:
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
             opts = ExecOptions(self.pid, preserve_fds=preserve_fds, debug=debug,
                                seccomp=(self._doc["config"].get("linux") or {}).get("seccomp"),
+                               state=hook_state(self._doc, RUNNING, self.pid),
                                console_fd=theirs.fileno() if theirs else None)
             try:
                 pid = spawn_exec(process, opts, self._cgroup(), log.emit)

@@ -37,29 +37,39 @@ def last_cap() -> int:
         return max(CAPABILITIES.values())
 
 
-def to_mask(names: list[str] | None, warn, limit: int) -> int:
-    """Bit mask of capability ``names``; unknown or unsupported names go to ``warn(msg)``."""
+def to_mask(names: list[str] | None, unknown: list[str], limit: int) -> int:
+    """Bit mask of capability ``names``; names this kernel does not know are
+    appended to ``unknown`` (once each) instead."""
     mask = 0
     for name in names or []:
         num = CAPABILITIES.get(name.upper())
         if num is None or num > limit:
-            warn(f"unknown capability {name!r}, ignoring it")
+            if name not in unknown:
+                unknown.append(name)
             continue
         mask |= 1 << num
     return mask
 
 
 class CapabilitySets:
-    """The five masks computed from a ``capabilities`` object."""
+    """The five masks computed from a ``capabilities`` object.
+
+    Unknown or unavailable names are reported through ``warn(msg)`` in one
+    line, with runc's wording, and otherwise ignored (config.md: the runtime
+    SHOULD NOT fail on them).
+    """
 
     def __init__(self, caps: dict | None, warn) -> None:
         self.limit = last_cap()
         caps = caps or {}
-        self.bounding = to_mask(caps.get("bounding"), warn, self.limit)
-        self.effective = to_mask(caps.get("effective"), warn, self.limit)
-        self.permitted = to_mask(caps.get("permitted"), warn, self.limit)
-        self.inheritable = to_mask(caps.get("inheritable"), warn, self.limit)
-        self.ambient = to_mask(caps.get("ambient"), warn, self.limit)
+        unknown: list[str] = []
+        self.bounding = to_mask(caps.get("bounding"), unknown, self.limit)
+        self.effective = to_mask(caps.get("effective"), unknown, self.limit)
+        self.permitted = to_mask(caps.get("permitted"), unknown, self.limit)
+        self.inheritable = to_mask(caps.get("inheritable"), unknown, self.limit)
+        self.ambient = to_mask(caps.get("ambient"), unknown, self.limit)
+        if unknown:
+            warn(f"ignoring unknown or unavailable capabilities: [{' '.join(sorted(unknown))}]")
 
     def drop_bounding(self, sc: Syscalls) -> None:
         """Drop every capability not in the bounding set (before the uid switch)."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 import struct
 import termios
 
 from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
+from ketch.runtime.linux.procfs import open_procfs
 from ketch.runtime.syscalls import Syscalls
 
 # asm-generic/ioctls.h (x86_64 and arm64 alike); Python's termios lacks them
@@ -54,10 +56,7 @@ def setup_console(sc: Syscalls, console_fd: int, size: dict | None, *,
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
     if mount_console:
-        if not os.path.lexists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o600))
-        sc.mount(slave_path, "/dev/console", None, s.MS_BIND, None)
+        _mount_console(sc, slave_path)
     sock = socket.socket(fileno=console_fd)
     try:
         socket.send_fds(sock, [b"/dev/ptmx"], [master])
@@ -70,6 +69,42 @@ def setup_console(sc: Syscalls, console_fd: int, size: dict | None, *,
         os.dup2(slave, target)
     if slave > 2:
         os.close(slave)
+
+
+def _mount_console(sc: Syscalls, slave_path: str) -> None:
+    """Bind the pty slave over ``/dev/console`` (runtime-linux.md "/dev/console").
+
+    The image may have planted ``/dev/console`` as a symlink (to a procfs file
+    or anything else): the node is opened without following it, only a
+    regular file or a character device is accepted, and the bind goes through
+    the opened fd, so it lands on exactly what was checked.
+    """
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    fd = os.open("/dev/console", flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            raise KetchError("/dev/console in the rootfs is a symlink or not a file; "
+                             "refusing to mount the console over it")
+        sc.mount(slave_path, _through_fd(sc, fd, "/dev/console"), None, s.MS_BIND, None)
+    finally:
+        os.close(fd)
+
+
+def _through_fd(sc: Syscalls, fd: int, path: str) -> str:
+    """``/proc/self/fd/N`` for ``fd`` when the container has a real procfs at /proc,
+    else ``path`` itself (checked just before; no container process runs yet)."""
+    try:
+        os.close(open_procfs(sc, "/proc/self/fd", os.O_PATH | os.O_DIRECTORY))
+    except OSError:
+        return path
+    return f"/proc/self/fd/{fd}"
 
 
 def receive_master(sock: socket.socket) -> int:

@@ -5,7 +5,7 @@
 AppArmor: a profile requested on a host without AppArmor is an error, as in
 runc; with AppArmor the profile is set for the next execve through
 ``/proc/self/attr/apparmor/exec`` (``/proc/self/attr/exec`` on older kernels),
-after checking that the file really lives on procfs. SELinux labels are not
+after checking with fstatfs(2) that the file really lives on procfs. SELinux labels are not
 applied yet: on a host without SELinux they are meaningless and reported with a
 warning, on a host with SELinux the container is refused rather than run
 unlabelled.
@@ -16,19 +16,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from ketch.runtime import syscalls as s
 from ketch.runtime.errors import KetchError
+from ketch.runtime.linux.procfs import ProcfsError, open_procfs
+from ketch.runtime.syscalls import Syscalls
 
-
-def _is_procfs(dev: int) -> bool:
-    """True when device ``dev`` is a mounted proc filesystem (per mountinfo)."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            major, minor = fields[2].split(":")
-            if fields[fields.index("-") + 1] == "proc" and \
-                    os.makedev(int(major), int(minor)) == dev:
-                return True
-    return False
+# where the profile for the next execve is written (the second on kernels < 5.1)
+APPARMOR_EXEC_ATTRS = ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec")
 
 
 def apparmor_enabled() -> bool:
@@ -57,19 +51,26 @@ def check_lsm(spec: dict, warn: Callable[[str], None]) -> None:
         warn(f"{field} is ignored: SELinux is not enabled on this host")
 
 
-def apply_apparmor(profile: str | None) -> None:
-    """Ask for ``profile`` at the next execve; raises ``KetchError``."""
+def apply_apparmor(profile: str | None, sc: Syscalls | None = None) -> None:
+    """Ask for ``profile`` at the next execve; raises ``KetchError``.
+
+    The attribute file is written only once verified to be on procfs
+    (``procfs.open_procfs``): a plain file planted at ``/proc/self/attr/...``
+    would otherwise swallow the profile and the process would run unconfined.
+    """
     if not profile:
         return
-    for path in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
+    sc = sc or s.linux()
+    for path in APPARMOR_EXEC_ATTRS:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = open_procfs(sc, path, os.O_WRONLY)
         except FileNotFoundError:
             continue
+        except ProcfsError as e:
+            raise KetchError(f"apply apparmor profile {profile!r}: {e}") from None
+        except OSError as e:
+            raise KetchError(f"apply apparmor profile {profile!r}: {e.strerror}") from e
         try:
-            # a rootfs-provided /proc could swallow the write: insist on procfs
-            if not _is_procfs(os.fstat(fd).st_dev):
-                raise KetchError(f"{path} is not on procfs")
             os.write(fd, f"exec {profile}".encode())
             return
         except OSError as e:

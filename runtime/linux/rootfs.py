@@ -311,6 +311,11 @@ def create_devices(sc: Syscalls, root_fd: int, devices: list[Device], *, bind: b
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 except FileNotFoundError:
                     st = None
+                if st is not None and stat.S_ISLNK(st.st_mode):
+                    # a bind (or a later mask with /dev/null) would follow it,
+                    # e.g. onto a procfs file (CVE-2025-31133 class)
+                    raise RootfsError(f"{dev.path} is a symlink in the rootfs; refusing to "
+                                      "create a device through it")
                 if bind:
                     if st is None:
                         os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,

@@ -35,11 +35,14 @@ from ketch.runtime.linux.process_attrs import (
     apply_scheduler,
     write_time_offsets,
 )
+from ketch.runtime.linux.procfs import write_procfs
 from ketch.runtime.linux.rootfs import setup_rootfs
 from ketch.runtime.linux.seccomp import build_filter
 from ketch.runtime.process import sync
 from ketch.runtime.process.sync import SyncSocket
 from ketch.runtime.syscalls import SeccompFilter
+
+_MAX_ID = 2**31 - 1  # runc's bound for uids and gids
 
 
 class InitError(KetchError):
@@ -116,6 +119,12 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
     plan = NamespacePlan.from_spec(spec)
 
     def enter(sc: s.Syscalls) -> None:
+        # Still in the host's namespaces, so through the host's /proc: a rootfs
+        # cannot fake the file (runc's nsexec writes it at the same point).
+        process = spec.get("process") or {}
+        if "oomScoreAdj" in process:
+            write_procfs(sc, "/proc/self/oom_score_adj", str(process["oomScoreAdj"]),
+                         "process.oomScoreAdj")
         join_namespaces(sc, plan, only={"user"})
         if "user" in plan.new:
             sc.unshare(s.CLONE_NEWUSER)
@@ -227,16 +236,12 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
         sc.setdomainname(spec["domainname"])
     apply_personality(sc, spec.get("linux", {}).get("personality"))
     for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+        write_procfs(sc, "/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl[{key!r}]")
     if not process:
         return
     set_rlimits(process)
     apply_io_priority(sc, process.get("ioPriority"))
     apply_scheduler(process.get("scheduler"))
-    if "oomScoreAdj" in process:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(process["oomScoreAdj"]))
     return set_user(sc, chan, process, spec.get("linux", {}).get("seccomp"))
 
 
@@ -248,15 +253,28 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict,
     privileged, so it is loaded here, before capabilities are dropped; with
     no_new_privs the built filter is returned for the caller to load as the
     last step before execve (fewest syscalls under the filter; runc's order).
+    A filter with ``SCMP_ACT_NOTIFY`` is loaded here in both cases and its
+    listener fd sent over ``chan`` (``sync.SECCOMP_FD``) for the agent.
     """
     user = process.get("user") or {}
+    ids = [user.get("uid", 0), user.get("gid", 0), *(user.get("additionalGids") or [])]
+    if not all(0 <= i <= _MAX_ID for i in ids):
+        # (uid_t)-1 means "unchanged" to setresuid(2): the process would stay root
+        raise InitError(f"unable to setup user: uids and gids must be in range 0-{_MAX_ID}")
     late_filter = None
+    early_filter = False
     if seccomp:
         flt = build_filter(seccomp)
         if process.get("noNewPrivileges"):
             late_filter = flt
         else:
-            sc.load_seccomp(flt)
+            # The filter may refuse getcwd(2) (the OCI validation suite's
+            # linux_seccomp does), which the check after the uid switch needs:
+            # check the cwd once now, while nothing is filtered.
+            _enter_cwd(process.get("cwd", "/"), filtered=False)
+            os.chdir("/")
+            _hand_over_listener(chan, sc.load_seccomp(flt))
+            early_filter = True
     caps = CapabilitySets(process.get("capabilities"),
                           lambda m: chan.send(sync.LOG, level="warning", message=m))
     if process.get("capabilities") is not None:
@@ -269,21 +287,52 @@ def set_user(sc: s.Syscalls, chan: SyncSocket, process: dict,
     sc.setresuid(user.get("uid", 0))
     sc.prctl(s.PR_SET_KEEPCAPS, 0)
     if process.get("capabilities") is not None:
-        caps.apply(sc)
+        try:
+            caps.apply(sc)
+        except OSError as e:  # runc's wording
+            raise InitError(f"unable to apply caps: {(e.strerror or str(e)).lower()}") from e
     os.umask(user.get("umask", 0o022))
-    cwd = process.get("cwd", "/")
+    _enter_cwd(process.get("cwd", "/"), filtered=early_filter)
+    if late_filter is not None and late_filter.uses_notify():
+        # The listener fd reaches the agent through the runtime, which listens
+        # only until READY (exec: until execve): load it now, not last (runc too).
+        _hand_over_listener(chan, sc.load_seccomp(late_filter))
+        late_filter = None
+    return late_filter
+
+
+def _enter_cwd(cwd: str, *, filtered: bool) -> None:
+    """chdir to ``process.cwd`` and make sure it is inside the container's root.
+
+    A cwd such as /proc/self/fd/N can reach a directory fd of ours outside the
+    rootfs (CVE-2024-21626); getcwd(2) fails with ENOENT for a directory
+    outside our root. ``filtered``: a seccomp filter is loaded that may refuse
+    getcwd itself; then only ENOENT counts (the same cwd was checked before
+    the filter was loaded).
+    """
     try:
         os.chdir(cwd)
     except OSError as e:
         raise InitError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
-    # A cwd such as /proc/self/fd/N can reach a directory fd of ours outside the
-    # rootfs (CVE-2024-21626); getcwd(3) fails for a directory outside our root.
     try:
         os.getcwd()
-    except OSError:
+    except OSError as e:
+        if filtered and e.errno != errno.ENOENT:
+            return
         raise InitError(f"current working directory ({cwd!r}) is outside of the container "
                         "mount namespace root -- possible container breakout detected") from None
-    return late_filter
+
+
+def _hand_over_listener(chan: SyncSocket, fd: int | None) -> None:
+    """Send the seccomp listener fd to the runtime, which passes it to the agent at
+    ``listenerPath``; wait until it has (a notified syscall blocks until then)."""
+    if fd is None:
+        return
+    try:
+        chan.send_fds(sync.SECCOMP_FD, [fd])
+    finally:
+        os.close(fd)
+    chan.expect(sync.SECCOMP_DONE)
 
 
 def _join_session_keyring(sc: s.Syscalls, container_id: str) -> None:

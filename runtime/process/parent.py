@@ -21,6 +21,7 @@ from ketch.runtime.errors import ProcessError
 from ketch.runtime.linux import idmap
 from ketch.runtime.linux.hooks import HookError, run_hooks
 from ketch.runtime.linux.idmap import IdmapError
+from ketch.runtime.linux.seccomp_agent import SeccompAgentError, send_listener_fd
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import InitOptions, stage1_main
 from ketch.runtime.process.setns import ExecOptions, exec_stage1_main
@@ -93,6 +94,11 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
                 log(msg.get("level", "info"), msg.get("message", ""))
             elif msg["type"] == sync.ERROR:
                 raise SyncError(msg.get("message", "unknown error"))
+            elif msg["type"] == sync.SECCOMP_FD:
+                _to_seccomp_agent(spec.get("linux", {}).get("seccomp") or {}, msg,
+                                  {**opts.hook_state, "status": "creating", "pid": init_pid},
+                                  init_pid)
+                parent_end.send(sync.SECCOMP_DONE)
             elif msg["type"] == sync.READY:
                 return init_pid
             else:
@@ -142,13 +148,38 @@ def spawn_exec(process: dict, opts: ExecOptions, cgroup: CgroupManager,
         pid = int(parent_end.expect(sync.INIT_PID)["pid"])
         _reap(stage1)
         stage1 = 0
-        parent_end.expect_eof()
+
+        def on_message(msg: dict) -> None:
+            if msg["type"] != sync.SECCOMP_FD:
+                raise SyncError(f"unexpected sync message {msg['type']!r}")
+            _to_seccomp_agent(opts.seccomp or {}, msg, opts.state or {}, pid)
+            parent_end.send(sync.SECCOMP_DONE)
+
+        parent_end.expect_eof(on_message)
         return pid
     except (SyncError, OSError) as e:
         _kill_and_reap(pid, stage1)
         raise _start_failure(e) from e
     finally:
         parent_end.close()
+
+
+def _to_seccomp_agent(seccomp: dict, msg: dict, state: dict, pid: int) -> None:
+    """Pass the listener fd in ``msg`` to ``seccomp.listenerPath`` (then close ours)."""
+    fds = msg.get("fds") or []
+    try:
+        if not fds:
+            raise SyncError("seccomp listener fd missing from the sync message")
+        # runtime.md "State" order, as runc marshals it
+        ordered = {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle",
+                                         "annotations") if k in state}
+        send_listener_fd(seccomp.get("listenerPath", ""), fds[0], ordered, pid,
+                         seccomp.get("listenerMetadata"))
+    except SeccompAgentError as e:
+        raise SyncError(str(e)) from None
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _kill_and_reap(pid: int, stage1: int) -> None:

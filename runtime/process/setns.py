@@ -38,13 +38,16 @@ class ExecOptions:
     """What the exec'd process needs beyond its ``process`` object."""
 
     def __init__(self, init_pid: int, *, preserve_fds: int = 0, console_fd: int | None = None,
-                 debug: bool = False, seccomp: dict | None = None) -> None:
+                 debug: bool = False, seccomp: dict | None = None,
+                 state: dict | None = None) -> None:
         self.init_pid = init_pid
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
         self.debug = debug
         # the container's linux.seccomp: an exec'd process gets the same filter (runc)
         self.seccomp = seccomp
+        # the container's state, for a seccomp agent (runtime.md "Container Process State")
+        self.state = state
 
 
 def namespaces_to_join(init_pid: int) -> list[tuple[str, str]]:

@@ -34,6 +34,10 @@ HOOKS_DONE = "hooks-done"
 READY = "ready"
 # any child -> parent: setup failed; ``message`` says why
 ERROR = "error"
+# init or exec'd process -> parent: the seccomp listener fd rides along (SCM_RIGHTS)
+SECCOMP_FD = "seccomp-fd"
+# parent -> child: the listener fd has been handed to the seccomp agent
+SECCOMP_DONE = "seccomp-done"
 # any child -> parent: a log line (``level``, ``message``) for the runtime's log
 LOG = "log"
 
@@ -68,7 +72,8 @@ class SyncSocket:
         self.sock.send(json.dumps({"type": msg_type, **fields}).encode())
 
     def send_fds(self, msg_type: str, fds: list[int], **fields: Any) -> None:
-        """``send`` with ``fds`` attached (SCM_RIGHTS); the caller keeps its copies."""
+        """``send`` with ``fds`` attached (SCM_RIGHTS); the caller keeps its copies.
+        ``recv`` hands them over in the message's ``fds`` list."""
         socket.send_fds(self.sock, [json.dumps({"type": msg_type, **fields}).encode()], fds)
 
     def expect_fds(self, msg_type: str, max_fds: int) -> tuple[dict[str, Any], list[int]]:
@@ -86,28 +91,44 @@ class SyncSocket:
             raise SyncError(f"expected {msg_type!r} message, got {data[:100]!r}")
         return msg, fds
 
-    def recv(self) -> dict[str, Any]:
-        """The next message; raises ``SyncError`` when the peer has gone."""
-        data = self.sock.recv(_MAX)
+    def _recv(self) -> dict[str, Any] | None:
+        # recvmsg with room for fds: a plain recv(2) would drop (close) them
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
         if not data:
-            raise SyncError("child exited before finishing setup")
+            for fd in fds:
+                os.close(fd)
+            return None
         msg = json.loads(data)
         if not isinstance(msg, dict) or "type" not in msg:
+            for fd in fds:
+                os.close(fd)
             raise SyncError(f"malformed sync message: {data[:100]!r}")
+        if fds:
+            msg["fds"] = fds
         return msg
 
-    def expect_eof(self) -> None:
+    def recv(self) -> dict[str, Any]:
+        """The next message (received fds in its ``fds`` list, owned by the caller);
+        raises ``SyncError`` when the peer has gone."""
+        msg = self._recv()
+        if msg is None:
+            raise SyncError("child exited before finishing setup")
+        return msg
+
+    def expect_eof(self, on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Wait for the peer to close (its close-on-exec end went with a
-        successful execve); an ``error`` message raises ``SyncError``."""
+        successful execve); an ``error`` message raises ``SyncError``, other
+        messages go to ``on_message``."""
         while True:
-            data = self.sock.recv(_MAX)
-            if not data:
+            msg = self._recv()
+            if msg is None:
                 return
-            msg = json.loads(data)
             if msg.get("type") == LOG and self.on_log is not None:
                 self.on_log(msg.get("level", "info"), msg.get("message", ""))
             elif msg.get("type") == ERROR:
                 raise SyncError(msg.get("message", "unknown error"))
+            elif on_message is not None:
+                on_message(msg)
 
     def expect(self, msg_type: str) -> dict[str, Any]:
         """Receive one message of ``msg_type``; an ``error`` message raises ``SyncError``."""

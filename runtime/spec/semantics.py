@@ -7,7 +7,7 @@ rules here check meaning, mirroring runc (``libcontainer/configs/validate``,
 - ``config.md#specification-version``: the major version must be 1;
 - ``config.md#root``: ``root.path`` present and not empty;
 - ``config.md#process``: ``args`` non-empty, ``cwd`` absolute, ``env`` entries
-  ``NAME=VALUE`` with a non-empty name and no NUL, no duplicate ``rlimits`` type,
+  ``NAME=VALUE`` with a non-empty name and no NUL, no NUL in ``args``, no duplicate ``rlimits`` type,
   scheduler fields that fit the policy (``sched_setattr(2)``);
 - ``config.md#mounts``: ``destination`` absolute (runc only warns on relative
   destinations, which the spec deprecates; Ketch refuses them) and NUL-free;
@@ -73,6 +73,9 @@ def check_process(process: dict, field: str = "process") -> None:
         raise ConfigError(f"{field}.args", "must be a non-empty array")
     if args[0] == "":
         raise ConfigError(f"{field}.args[0]", "must not be empty")
+    for i, arg in enumerate(args):
+        if "\0" in arg:  # execve(2) cannot carry it
+            raise ConfigError(f"{field}.args[{i}]", "must not contain a NUL byte")
     cwd = process.get("cwd")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise ConfigError(f"{field}.cwd", "must be an absolute path")

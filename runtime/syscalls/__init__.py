@@ -87,6 +87,8 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
+# seccomp.h: the action that hands a syscall to a user-space listener
+SCMP_ACT_NOTIFY = 0x7FC00000
 # bpf(2) (linux/bpf.h)
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
@@ -110,6 +112,11 @@ class SeccompFilter:
         self.rules = rules
         self.attrs = attrs
 
+    def uses_notify(self) -> bool:
+        """True when some action is SCMP_ACT_NOTIFY (the filter then has a listener fd)."""
+        return any(a == SCMP_ACT_NOTIFY for a in (self.default_action,
+                                                  *(r[0] for r in self.rules)))
+
 
 class Syscalls(Protocol):
     """What the runtime asks of the kernel beyond Python's ``os`` module."""
@@ -130,7 +137,8 @@ class Syscalls(Protocol):
     def personality(self, persona: int) -> None: ...
     def ioprio_set(self, ioprio: int) -> None: ...
     def join_session_keyring(self, name: str) -> None: ...
-    def load_seccomp(self, filter_spec: SeccompFilter) -> None: ...
+    def load_seccomp(self, filter_spec: SeccompFilter) -> int | None: ...
+    def fstatfs_type(self, fd: int) -> int: ...
     def mount_setattr(self, fd: int, attr_set: int, attr_clr: int, *, recursive: bool,
                       userns_fd: int | None = None) -> None: ...
     def open_tree_clone(self, path: str, *, recursive: bool) -> int: ...
@@ -261,6 +269,10 @@ class LinuxSyscalls:
         self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")
 
 
+    def fstatfs_type(self, fd: int) -> int:
+        """The ``f_type`` magic of the filesystem holding ``fd`` (fstatfs(2))."""
+        return self._check(self._lib.ketch_fstatfs_type(fd), "fstatfs")
+
     def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int:
         """bpf(BPF_PROG_LOAD) of ``insns`` (struct bpf_insn, 8 bytes each);
         returns the program fd (close-on-exec). Raises ``OSError`` whose text
@@ -283,10 +295,12 @@ class LinuxSyscalls:
         self._check(self._lib.ketch_bpf_prog_attach(target_fd, prog_fd, attach_type, flags),
                     "bpf prog attach")
 
-    def load_seccomp(self, filter_spec: SeccompFilter) -> None:
+    def load_seccomp(self, filter_spec: SeccompFilter) -> int | None:
         """Build the filter with libseccomp and load it into this thread.
 
-        Unknown syscall names are skipped (runc does too); raises ``OSError``.
+        Unknown syscall names are skipped (runc does too). Returns the
+        listener fd (seccomp_notify_fd(3)) when a rule or the default action
+        is ``SCMP_ACT_NOTIFY``, else None; raises ``OSError``.
         """
         lib, ffi = self._lib, self._ffi
         ctx = lib.seccomp_init(filter_spec.default_action)
@@ -316,6 +330,11 @@ class LinuxSyscalls:
                 self._seccomp_check(lib.seccomp_rule_add_array(ctx, action, nr, len(args), cmps),
                                     f"seccomp rule for {name}")
             self._seccomp_check(lib.seccomp_load(ctx), "seccomp_load")
+            if filter_spec.uses_notify():
+                fd = lib.seccomp_notify_fd(ctx)
+                self._seccomp_check(fd, "seccomp_notify_fd")
+                return fd
+            return None
         finally:
             lib.seccomp_release(ctx)
 

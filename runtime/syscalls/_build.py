@@ -26,6 +26,7 @@ int ketch_capget(unsigned int version, int pid, unsigned int *data6);
 int ketch_personality(unsigned long persona);
 int ketch_ioprio_set(int which, int who, int ioprio);
 long ketch_join_session_keyring(const char *name);
+long long ketch_fstatfs_type(int fd);
 int ketch_mount_setattr(int dirfd, const char *path, unsigned int flags, uint64_t attr_set,
                         uint64_t attr_clr, uint64_t propagation, uint64_t userns_fd);
 int ketch_open_tree(int dirfd, const char *path, unsigned int flags);
@@ -53,6 +54,7 @@ int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                            unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
 int seccomp_attr_set(scmp_filter_ctx ctx, enum scmp_filter_attr attr, uint32_t value);
 int seccomp_load(const scmp_filter_ctx ctx);
+int seccomp_notify_fd(const scmp_filter_ctx ctx);
 """
 
 SOURCE = r"""
@@ -64,6 +66,7 @@ SOURCE = r"""
 #include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <linux/capability.h>
 #include <linux/bpf.h>
 #include <string.h>
@@ -100,6 +103,12 @@ static int ketch_ioprio_set(int which, int who, int ioprio) {
 /* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring */
 static long ketch_join_session_keyring(const char *name) {
     return syscall(SYS_keyctl, 1, name);
+}
+/* the filesystem type (statfs(2) f_type) of an open fd, or -1 */
+static long long ketch_fstatfs_type(int fd) {
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0) return -1;
+    return (long long)st.f_type;
 }
 /* The new mount API (Linux 5.2 / 5.12): no glibc wrappers in Debian 12. */
 struct ketch_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };

@@ -15,6 +15,7 @@ class RecordingSyscalls:
     def __init__(self, fail: dict[str, int] | None = None) -> None:
         self.calls: list[tuple] = []
         self.fail = dict(fail or {})
+        self.fs_types: dict[int, int] = {}  # fd -> f_type answered by fstatfs_type
 
     def _record(self, name: str, *args) -> None:
         self.calls.append((name, *args))
@@ -82,8 +83,13 @@ class RecordingSyscalls:
     def join_session_keyring(self, name: str) -> None:
         self._record("join_session_keyring", name)
 
-    def load_seccomp(self, filter_spec) -> None:
+    def load_seccomp(self, filter_spec) -> int | None:
         self._record("load_seccomp", filter_spec)
+        return None
+
+    def fstatfs_type(self, fd: int) -> int:
+        self._record("fstatfs_type", fd)
+        return self.fs_types.get(fd, 0x9FA0)  # procfs unless a test says otherwise
 
     def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int:
         self._record("bpf_prog_load", prog_type, insns, license)

@@ -48,7 +48,8 @@ def test_errors_exit_255_with_runc_prefix(ketch, fake) -> None:
     r = ketch("exec", "c1")
     assert r.rc == 255 and "exec failed: process args cannot be empty" in r.err
     r = ketch("exec", "-u", "x", "c1", "id")
-    assert r.rc == 255 and "exec failed: parsing uid" in r.err
+    assert r.rc == 255 and ('exec failed: parsing x as int for uid failed: '
+                            'strconv.Atoi: parsing \\"x\\": invalid syntax') in r.err, r.err
 
 
 def test_detach_and_pid_file_are_passed(ketch, fake) -> None:

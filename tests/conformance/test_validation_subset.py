@@ -21,7 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ("create state kill delete_resources hostname hooks_stdin linux_devices "
           "linux_ns_itype linux_ns_nopath linux_masked_paths linux_readonly_paths "
-          "linux_rootfs_propagation root_readonly_true process_user")
+          "linux_rootfs_propagation root_readonly_true process_user linux_seccomp "
+          "process_oom_score_adj")
 # the linux_cgroups_* tests this host lets runc pass too (blkio leaf weights, v1
 # hugetlb and net_cls are missing here; kernel memory is ignored like runc)
 CGROUP_SUBSET = ("linux_cgroups_cpus linux_cgroups_relative_cpus linux_cgroups_pids "

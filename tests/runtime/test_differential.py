@@ -60,6 +60,25 @@ def _seccomp_no_mkdir(config: dict) -> None:
     }
 
 
+def _custom_caps(config: dict) -> None:
+    """A capability list unlike the default: sets differ from one another (runtime-spec
+    config.md "capabilities"), no_new_privs on."""
+    config["process"]["noNewPrivileges"] = True
+    config["process"]["capabilities"] = {
+        "bounding": ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_KILL", "CAP_SETPCAP"],
+        "effective": ["CAP_CHOWN", "CAP_SYS_ADMIN"],
+        "permitted": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_KILL"],
+        "inheritable": ["CAP_KILL"],
+        "ambient": ["CAP_KILL"],
+    }
+
+
+def _custom_caps_user(config: dict) -> None:
+    """The same for uid 1000: keep-caps across the uid switch, ambient raised after it."""
+    _custom_caps(config)
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+
+
 _OPT_NUM = re.compile(r"\b(shared|master|propagate_from):\d+")
 
 
@@ -104,6 +123,12 @@ CASES = [
     Case("ls-l-dev", ["sh", "-c", "ls -ln /dev | sed 1d | awk '{print $1, $3, $4, $5, $6, $NF}'"],
          expect_rc=0),
     Case("caps", ["grep", "Cap", "/proc/self/status"], expect_rc=0),
+    Case("caps-nnp-default", ["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"],
+         expect_rc=0),
+    Case("caps-custom", ["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"], _custom_caps,
+         expect_rc=0),
+    Case("caps-custom-user", ["grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"],
+         _custom_caps_user, expect_rc=0),
     # PID 1 of a pid namespace cannot be SIGKILLed from inside: sh survives its own kill -9
     Case("kill9-self-pid1", ["sh", "-c", "kill -9 $$; echo survived"], expect_rc=0),
     # without a pid namespace sh is not an init and dies of the signal: 128+9

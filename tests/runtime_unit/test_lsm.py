@@ -32,8 +32,33 @@ def test_nothing_requested_nothing_said(monkeypatch):
     assert warnings == []
 
 
-def test_procfs_check_recognises_proc():
+def test_apparmor_profile_is_not_written_to_a_fake_proc_file(monkeypatch, tmp_path):
+    """Escape 5 (fake /proc): a plain file where /proc/self/attr/apparmor/exec should be
+    would swallow the profile and the process would run unconfined; a naive
+    open-and-write succeeds silently, ketch refuses because fstatfs says not procfs."""
+    fake = tmp_path / "proc" / "self" / "attr" / "apparmor" / "exec"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("")
+    monkeypatch.setattr(lsm, "APPARMOR_EXEC_ATTRS", (str(fake),))
+    with pytest.raises(KetchError, match="is not on procfs"):
+        lsm.apply_apparmor("docker-default")
+    assert fake.read_text() == ""
+
+
+def test_procfs_writes_are_verified(tmp_path):
     import os
 
-    assert lsm._is_procfs(os.stat("/proc/self/status").st_dev)
-    assert not lsm._is_procfs(os.stat("/").st_dev)
+    from ketch.runtime import syscalls
+    from ketch.runtime.linux import procfs
+
+    sc = syscalls.linux()
+    os.close(procfs.open_procfs(sc, "/proc/self/status", os.O_RDONLY))
+    plain = tmp_path / "oom_score_adj"
+    plain.write_text("0\n")
+    with pytest.raises(procfs.ProcfsError, match=r"process.oomScoreAdj: .* is not on procfs"):
+        procfs.write_procfs(sc, str(plain), "-500", "process.oomScoreAdj")
+    assert plain.read_text() == "0\n"
+    # a symlink as the last component is not followed, even to the real file
+    (tmp_path / "link").symlink_to("/proc/self/oom_score_adj")
+    with pytest.raises(procfs.ProcfsError, match=r"open .*link"):
+        procfs.write_procfs(sc, str(tmp_path / "link"), "0", "process.oomScoreAdj")

@@ -14,10 +14,11 @@ instead. Every failure is reported as ``exec failed: ...`` with exit status
 from __future__ import annotations
 
 import json
+import re
 
 from ketch.runtime.cli import backend
 from ketch.runtime.cli.commands.create import absolute, container_id
-from ketch.runtime.errors import UsageError
+from ketch.runtime.errors import ProcessError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +33,36 @@ def _ints(values: object, what: str) -> list[int]:
         except ValueError:
             raise UsageError(f'parsing {what} "{v}": invalid syntax') from None
     return out
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+# runc (libcontainer/user): ids outside 0..2^31-1 are refused, so that no
+# value wraps to -1, which set*id(2) reads as "leave unchanged" (still root)
+MAX_ID = 2**31 - 1
+
+
+def _user_id(text: str, what: str) -> int:
+    """``text`` parsed as Go's ``strconv.Atoi`` would (no blanks, ASCII digits),
+    with runc's error wording; the range is checked by ``check_user_ids``."""
+    if not _GO_INT.fullmatch(text):
+        raise UsageError(f'parsing {text} as int for {what} failed: '
+                         f'strconv.Atoi: parsing "{text}": invalid syntax')
+    return int(text)
+
+
+def check_user_ids(user: dict) -> None:
+    """Refuse uid/gid outside 0..2^31-1 with runc's message (``exec --user``)."""
+    if not all(0 <= v <= MAX_ID for v in (user.get("uid", 0), user.get("gid", 0))):
+        raise ProcessError("unable to start container process: unable to setup user: "
+                           f"uids and gids must be in range 0-{MAX_ID}")
+
+
+def _env_flags(values: list[str]) -> list[str]:
+    """The ``--env`` values as runc 1.1.5 passes them on: an empty value is dropped
+    when some other value is given, and kept (and refused) when it is alone.
+    Every entry is then checked like config.json's ``process.env``."""
+    given = [v for v in values if v]
+    return given if given else values
 
 
 def build_process(ctx: Context, template: dict) -> dict:
@@ -56,7 +87,7 @@ def build_process(ctx: Context, template: dict) -> dict:
             caps.setdefault(key, []).append(cap)
         if caps.get("inheritable") is not None:
             caps.setdefault("ambient", []).append(cap)
-    p["env"] = [*(p.get("env") or []), *(o["env"] or ())]  # type: ignore[misc]
+    p["env"] = [*(p.get("env") or []), *_env_flags(list(o["env"] or ()))]  # type: ignore[call-overload]
     p["terminal"] = bool(o["tty"]) if ctx.opts.is_set("tty") else False
     if ctx.opts.is_set("no-new-privs"):
         p["noNewPrivileges"] = bool(o["no-new-privs"])
@@ -64,10 +95,11 @@ def build_process(ctx: Context, template: dict) -> dict:
         p["cwd"] = str(o["cwd"])
     user = p.setdefault("user", {"uid": 0, "gid": 0})
     if o["user"]:
-        uid, _, gid = str(o["user"]).partition(":")
-        user["uid"] = _ints([uid], "uid")[0]
-        if gid:
-            user["gid"] = _ints([gid], "gid")[0]
+        uid, colon, gid = str(o["user"]).partition(":")
+        if colon:
+            user["gid"] = _user_id(gid, "gid")
+        user["uid"] = _user_id(uid, "uid")
+        check_user_ids(user)
     if o["additional-gids"]:
         user["additionalGids"] = _ints(o["additional-gids"], "additional gid")
     return p
