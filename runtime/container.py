@@ -131,7 +131,6 @@ class Container:
             with open(os.path.join(state_dir.path, CGROUP_PLAN), "w") as f:
                 json.dump(cgroup.targets(), f)
             cgroup.create()
-            apply_resources(cgroup, spec, log.warning)
             dir_fd = os.open(state_dir.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 hook_base = hook_state({"ociVersion": spec.get("ociVersion", ""),
@@ -141,7 +140,8 @@ class Container:
                                    preserve_fds=preserve_fds, debug=debug, hook_state=hook_base,
                                    no_new_keyring=no_new_keyring,
                                    console_fd=console_theirs.fileno() if console_theirs else None)
-                pid = spawn_init(spec, opts, cgroup, log.emit)
+                pid = spawn_init(spec, opts, cgroup, log.emit,
+                                 on_ready=lambda _pid: apply_resources(cgroup, spec, log.warning))
             finally:
                 os.close(dir_fd)
                 if console_theirs is not None:

@@ -16,6 +16,8 @@ import errno
 import os
 import time
 
+from ketch.runtime.errors import ConfigError
+
 
 class Hierarchy:
     """One mounted cgroup hierarchy of the host: ``mount_point`` (e.g.
@@ -111,15 +113,24 @@ class CgroupManager:
         out = {}
         for h in hierarchies():
             if os.path.isabs(self.cgroup_path):
-                out[h.mount_point] = h.host_path(self.cgroup_path)
+                base = "/"
             elif h.unified:
                 # runc's rule on v2: our own cgroup has tasks (us), so no controller can
                 # be enabled for its children; its parent has none
-                own = h.own_cgroup()
-                out[h.mount_point] = os.path.join(h.host_path(os.path.dirname(own)),
-                                                  self.cgroup_path)
+                base = os.path.dirname(h.own_cgroup())
             else:
-                out[h.mount_point] = os.path.join(h.own_path(), self.cgroup_path)
+                base = h.own_cgroup()
+            # As runc's CleanPath: the path is cleaned as if it were absolute, so
+            # ".." stops at its start ("../../tmp/x" is "tmp/x" below the base,
+            # never a directory outside the cgroup filesystem).
+            cleaned = os.path.normpath("/" + self.cgroup_path)
+            if cleaned == "/":
+                # the base itself: kill --all and delete would act on every
+                # process in the root (or the caller's own) cgroup
+                which = "the root cgroup" if base == "/" else "the runtime's own cgroup"
+                raise ConfigError("linux.cgroupsPath", f"{self.cgroup_path!r} names {which}")
+            cgroup = os.path.join(base, cleaned.lstrip("/"))
+            out[h.mount_point] = h.host_path(cgroup)
         return out
 
     def create(self) -> None:

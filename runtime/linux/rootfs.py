@@ -425,12 +425,16 @@ def mask_path(sc: Syscalls, path: str) -> None:
 def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = False,
                  userns: bool = False, mount_ns: bool = True,
                  before_pivot: Callable[[], None] | None = None,
+                 after_pivot: Callable[[], None] | None = None,
                  detached: dict[int, int] | None = None) -> None:
     """Build the container's filesystem view and switch into it (in the init, as root
     of its mount namespace). Steps in runc's order: propagation, mounts, devices,
     dev symlinks, pivot_root (or move+chroot), readonlyPaths, maskedPaths,
     ``root.readonly``. ``before_pivot`` runs after the mounts, while the host's
-    paths are still reachable (runc runs the create-time hooks there).
+    paths are still reachable (runc runs the create-time hooks there);
+    ``after_pivot`` runs in the new root before ``readonlyPaths`` and
+    ``maskedPaths`` (runc writes the sysctls there, while /proc/sys is
+    writable).
     Without a mount namespace (``mount_ns`` false) the mounts are made in the
     runtime's own namespace and the init chroots, as runc does; the host's
     ``/`` propagation is then left alone. ``detached``: mount index -> fd of
@@ -469,6 +473,8 @@ def setup_rootfs(sc: Syscalls, spec: dict, bundle: str, *, no_pivot: bool = Fals
             move_root(sc, root)
         else:
             pivot_root(sc, root)
+        if after_pivot is not None:
+            after_pivot()
         for path in linux.get("readonlyPaths", []) or []:
             readonly_path(sc, path)
         for path in linux.get("maskedPaths", []) or []:

@@ -225,9 +225,15 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
     if idmapped:
         msg, fds = chan.expect_fds(sync.MOUNT_FDS, len(idmapped))
         detached = dict(zip(msg.get("mounts", []), fds, strict=False))
+    def sysctls() -> None:
+        for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
+            write_procfs(sc, "/proc/sys/" + key.replace(".", "/"), value,
+                         f"linux.sysctl[{key!r}]")
+
     preload_hooks(spec, "startContainer")
     setup_rootfs(sc, spec, opts.bundle, no_pivot=opts.no_pivot, userns=plan.has("user"),
-                 mount_ns=plan.has("mount"), before_pivot=create_hooks, detached=detached)
+                 mount_ns=plan.has("mount"), before_pivot=create_hooks, after_pivot=sysctls,
+                 detached=detached)
     if process.get("terminal") and opts.console_fd is not None:
         setup_console(sc, opts.console_fd, process.get("consoleSize"))
     if spec.get("hostname"):
@@ -235,8 +241,6 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
     if spec.get("domainname"):
         sc.setdomainname(spec["domainname"])
     apply_personality(sc, spec.get("linux", {}).get("personality"))
-    for key, value in (spec.get("linux", {}).get("sysctl") or {}).items():
-        write_procfs(sc, "/proc/sys/" + key.replace(".", "/"), value, f"linux.sysctl[{key!r}]")
     if not process:
         return
     set_rlimits(process)

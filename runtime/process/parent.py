@@ -19,8 +19,7 @@ from ketch.runtime import syscalls
 from ketch.runtime.cgroups.fs import CgroupManager
 from ketch.runtime.errors import ProcessError
 from ketch.runtime.linux import idmap
-from ketch.runtime.linux.hooks import HookError, run_hooks
-from ketch.runtime.linux.idmap import IdmapError
+from ketch.runtime.linux.hooks import run_hooks
 from ketch.runtime.linux.seccomp_agent import SeccompAgentError, send_listener_fd
 from ketch.runtime.process import sync
 from ketch.runtime.process.init import InitOptions, stage1_main
@@ -55,13 +54,18 @@ def _start_failure(err: SyncError | OSError) -> ProcessError:
 
 
 def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
-               log: Callable[[str, str], None]) -> int:
+               log: Callable[[str, str], None],
+               on_ready: Callable[[int], None] | None = None) -> int:
     """Fork the container's process chain; return the init's pid once it is READY.
 
     ``spec``: the validated config.json document; ``cgroup``: created by the
     caller, the init is placed in it before any namespace work; ``log(level,
-    msg)`` receives warnings from the children.
-    Raises ``ProcessError`` with the child's own message.
+    msg)`` receives warnings from the children; ``on_ready(init_pid)`` runs
+    once the init has set the container up and waits for ``start`` (runc sets
+    the cgroup's resources at that point, "procReady": the setup's own
+    processes and allocations are not held to the container's limits).
+    Raises ``ProcessError`` with the child's own message, or what
+    ``on_ready`` raised; nothing is left running.
     """
     parent_end, stage1 = _fork_stage1(lambda chan: stage1_main(chan, spec, opts), log)
     init_pid = 0
@@ -75,10 +79,11 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
             _write_id_map(stage1, "uid_map", linux.get("uidMappings") or [])
             _write_id_map(stage1, "gid_map", linux.get("gidMappings") or [])
             parent_end.send(sync.USERNS_MAPPED)
-        _send_idmapped_mounts(parent_end, spec, opts.bundle, stage1)
         init_pid = int(parent_end.expect(sync.INIT_PID)["pid"])
         _reap(stage1)
         stage1 = 0
+        # after INIT_PID, so that a failure here knows which init to kill
+        _send_idmapped_mounts(parent_end, spec, opts.bundle, init_pid)
         while True:
             msg = parent_end.recv()
             if msg["type"] == sync.RUN_HOOKS:
@@ -100,21 +105,23 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
                                   init_pid)
                 parent_end.send(sync.SECCOMP_DONE)
             elif msg["type"] == sync.READY:
+                if on_ready is not None:
+                    on_ready(init_pid)
                 return init_pid
             else:
                 raise SyncError(f"unexpected sync message {msg['type']!r}")
-    except (HookError, IdmapError):
-        _kill_and_reap(init_pid, stage1)
-        raise
     except (SyncError, OSError) as e:
         # the init is our child only when we are its subreaper; reaped if we can
         _kill_and_reap(init_pid, stage1)
         raise _start_failure(e) from e
+    except BaseException:  # a failed hook, idmapped mount or on_ready: their own message
+        _kill_and_reap(init_pid, stage1)
+        raise
     finally:
         parent_end.close()
 
 
-def _send_idmapped_mounts(chan: SyncSocket, spec: dict, bundle: str, stage1: int) -> None:
+def _send_idmapped_mounts(chan: SyncSocket, spec: dict, bundle: str, init_pid: int) -> None:
     """Make the detached idmapped mounts here, in the runtime's namespaces, and
     hand them to the init (which waits for them before its mounts)."""
     indices = idmap.mount_indices(spec)
@@ -123,7 +130,7 @@ def _send_idmapped_mounts(chan: SyncSocket, spec: dict, bundle: str, stage1: int
     userns = None
     for ns in (spec.get("linux") or {}).get("namespaces") or []:
         if ns.get("type") == "user":
-            userns = ns.get("path") or f"/proc/{stage1}/ns/user"
+            userns = ns.get("path") or f"/proc/{init_pid}/ns/user"
     fds = idmap.prepare_mounts(syscalls.linux(), spec, bundle, userns)
     try:
         chan.send_fds(sync.MOUNT_FDS, fds, mounts=indices)

@@ -626,3 +626,51 @@ def _rmtree_cgroups(top: str) -> None:
     for root in glob.glob(f"/sys/fs/cgroup/*/{top}"):
         for d, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
             os.rmdir(d)
+
+
+def test_dot_dot_in_cgroups_path_stays_in_the_hierarchy(runc: Runtime, ketch: Runtime,
+                                                        make_bundle, tmp_path: Path) -> None:
+    """``..`` in ``cgroupsPath`` stops where the path starts, as runc's CleanPath:
+    a naive join would mkdir outside /sys/fs/cgroup (here: under tmp_path)."""
+    import uuid
+
+    outside = tmp_path / "escape"
+    outside.mkdir()
+    top = f"kt-dots-{uuid.uuid4().hex[:8]}"
+    climb = "../" * 12 + str(outside).lstrip("/") + f"/{top}"
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("dots")
+        bundle = make_bundle(SLEEPER, edit=lambda c: c["linux"].update(cgroupsPath=climb))
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        pid = rt.state(cid)["pid"]
+        seen[rt.name] = _cgroup_path(pid, "memory")
+        assert list(outside.iterdir()) == [], f"{rt.name} created a directory outside"
+        rt("delete", "-f", cid)
+        _rmdir_up(seen[rt.name].lstrip("/"))
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"].endswith(str(outside) + f"/{top}"), seen
+
+
+def test_cgroups_path_naming_the_root_is_refused(ketch: Runtime, make_bundle) -> None:
+    """``a/../..`` cleans to the cgroup the path is relative to (the root one or
+    the runtime's own), where ``kill --all`` would reach processes that are not
+    the container's: one clear error, nothing created."""
+    cid = ketch.new_id("rootcg")
+    bundle = make_bundle(SLEEPER, edit=lambda c: c["linux"].update(cgroupsPath="a/../.."))
+    r = ketch("create", "-b", str(bundle), cid)
+    assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, str(r)
+    assert "linux.cgroupsPath" in r.msg and "cgroup" in r.msg.split(":", 1)[1], str(r)
+    assert not ketch.root.exists() or os.listdir(ketch.root) == []
+
+
+def _rmdir_up(rel: str) -> None:
+    """rmdir /sys/fs/cgroup/*/REL and then its parents while they are empty."""
+    for hierarchy in glob.glob("/sys/fs/cgroup/*/"):
+        path = os.path.join(hierarchy, rel)
+        while os.path.normpath(path) != os.path.normpath(hierarchy):
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+            path = os.path.dirname(path)

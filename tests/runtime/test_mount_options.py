@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Runtime, cgroup_leftovers
+from .conftest import Runtime, cgroup_leftovers, children, reap_zombies
 
 # mount point and per-mount options of the test's mounts, from mountinfo
 MOUNTS = "grep -E ' /(mnt|data|idm)[ /]' /proc/self/mountinfo | cut -d' ' -f5,6 | sort"
@@ -186,8 +186,12 @@ def test_bad_idmap_or_copyup_leaves_nothing(case: str, ketch: Runtime, make_bund
 
     bundle = make_bundle(["true"], edit=edit)
     cid = ketch.new_id("badmnt")
+    reap_zombies()
+    before = set(children())
     r = ketch("create", "-b", str(bundle), cid)
     assert r.rc == 1 and len(r.err.strip().splitlines()) == 1, str(r)
     assert words in r.msg, str(r)
     assert not ketch.root.exists() or os.listdir(ketch.root) == []
     assert cgroup_leftovers(cid) == []
+    # no init left behind, not even a zombie (we are the subreaper)
+    assert set(children()) - before == set(), children()
