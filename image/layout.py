@@ -11,6 +11,13 @@ committed before the ``index.json`` that references them, so an interrupted
 operation leaves a valid layout (at worst with unreferenced blobs, which the
 spec allows). ``index.json`` updates hold an ``flock`` on the layout directory.
 
+Two processes on one layout: every operation that adds blobs holds a shared
+``flock`` on ``blobs/`` from its first blob to its ``index.json`` update
+(:meth:`Layout.writing`), and garbage collection holds it exclusively
+(:meth:`Layout.exclusive`), so gc never deletes a blob a running pull, import
+or copy has written but not yet tagged. Blob writes themselves need no lock:
+content-addressed files are renamed into place atomically.
+
 Reads are verified: a blob must be a regular file (not a symlink) whose size and
 digest match the descriptor before its content is used.
 """
@@ -181,6 +188,25 @@ class Layout:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def _blobs_lock(self, mode: int) -> Iterator[None]:
+        path = os.path.join(self.path, "blobs")
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Shared lock held while blobs are added and then referenced (many writers at once)."""
+        return self._blobs_lock(fcntl.LOCK_SH)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock for garbage collection: no writer is between blob and tag."""
+        return self._blobs_lock(fcntl.LOCK_EX)
+
     def cleanup_tmp(self) -> None:
         """Remove the temp directory if it is empty (best effort)."""
         with contextlib.suppress(OSError):
@@ -317,3 +343,33 @@ class Layout:
             index.setdefault("mediaType", oci.OCI_INDEX)
             self._write_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
         return entry
+
+    def remove_tag(self, tag: str) -> dict:
+        """Drop the index.json entry tagged ``tag`` (its blobs stay until gc).
+
+        Returns the removed descriptor; raises :class:`LayoutError` if absent.
+        """
+        with self.locked():
+            index = self.index()
+            keep, removed = [], None
+            for d in index["manifests"]:
+                if (d.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME) == tag:
+                    removed = d
+                else:
+                    keep.append(d)
+            if removed is None:
+                raise LayoutError(f"tag {tag!r} not found in layout {self.path}")
+            index["manifests"] = keep
+            self._write_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
+        return removed
+
+    def blob_digests(self) -> Iterator[tuple[str, str]]:
+        """``(digest, path)`` of every file under ``blobs/<alg>/`` (names not validated)."""
+        root = os.path.join(self.path, "blobs")
+        for alg in sorted(os.listdir(root)):
+            sub = os.path.join(root, alg)
+            if not os.path.isdir(sub):
+                yield alg, sub
+                continue
+            for name in sorted(os.listdir(sub)):
+                yield f"{alg}:{name}", os.path.join(sub, name)
