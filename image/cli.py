@@ -1,9 +1,9 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``import``, ``unpack``, ``inspect``. Each only turns options
-into library calls; every :class:`~ketch.image.errors.ImageError` (and OS error)
+Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``. Each only turns
+options into library calls (the logic lives in one module per command); every :class:`~ketch.image.errors.ImageError` (and OS error)
 becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
-``requests`` is only imported by ``pull``.
+``requests`` is only imported by the commands that talk to a registry.
 """
 
 from __future__ import annotations
@@ -45,17 +45,41 @@ def cli() -> None:
     """Pull, import, unpack and inspect OCI images in OCI image layouts."""
 
 
+def _creds(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise click.BadParameter("expected USER:PASS", param_hint="--creds")
+    return (user, password)
+
+
+def _registry_options(f: Callable) -> Callable:
+    """--creds, --tls-verify, --cert-dir: how to reach and log in to a registry."""
+    f = click.option("--cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+                     help="CA certificates (*.crt) and client certificate (*.cert/*.key).")(f)
+    f = click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
+                     help="Verify TLS certificates; false also allows plain HTTP.")(f)
+    f = click.option("--creds", metavar="USER:PASS",
+                     help="Credentials for the registry/token server.")(f)
+    return f
+
+
+_JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+                     help="Blobs transferred at once.")
+
+
 @cli.command()
 @click.argument("ref")
 @click.argument("layout")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from an index (default: this host).")
-@click.option("--creds", metavar="USER:PASS", help="Credentials for the registry/token server.")
-@click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
-              help="Verify TLS certificates; false also allows plain HTTP.")
+@click.option("--all-platforms", is_flag=True, help="Pull every manifest of an index.")
+@_registry_options
+@_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def pull(ref: str, layout: str, platform: str | None, creds: str | None, tls_verify: bool,
-         quiet: bool) -> None:
+def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds: str | None,
+         tls_verify: bool, cert_dir: str | None, jobs: int, quiet: bool) -> None:
     """Pull REF from a registry into LAYOUT[:TAG] (default tag: REF's tag or latest)."""
     from ketch.image.pull import pull as do_pull
     from ketch.image.reference import parse_reference
@@ -63,15 +87,38 @@ def pull(ref: str, layout: str, platform: str | None, creds: str | None, tls_ver
     reference = parse_reference(ref)
     path, tag = parse_layout_arg(layout, default_tag=None)
     tag = tag or reference.tag or DEFAULT_TAG
-    credentials = None
-    if creds is not None:
-        user, sep, password = creds.partition(":")
-        if not sep or not user:
-            raise click.BadParameter("expected USER:PASS", param_hint="--creds")
-        credentials = (user, password)
-    result = do_pull(reference, path, tag, platform=_platform(platform), creds=credentials,
-                     tls_verify=tls_verify, progress=_progress(quiet))
+    if all_platforms and platform:
+        raise click.UsageError("--platform and --all-platforms exclude each other")
+    result = do_pull(reference, path, tag, platform=_platform(platform), creds=_creds(creds),
+                     tls_verify=tls_verify, cert_dir=cert_dir, all_platforms=all_platforms,
+                     jobs=jobs, progress=_progress(quiet))
     click.echo(result.descriptor["digest"])
+
+
+@cli.command()
+@click.argument("layout")
+@click.argument("ref")
+@_registry_options
+@click.option("--mount-from", multiple=True, metavar="REPO",
+              help="Repository of the same registry to mount blobs from (repeatable).")
+@click.option("--chunk-size", type=click.IntRange(1), metavar="BYTES",
+              help="Upload blobs larger than this in PATCH chunks of this size.")
+@_JOBS
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def push(layout: str, ref: str, creds: str | None, tls_verify: bool, cert_dir: str | None,
+         mount_from: tuple[str, ...], chunk_size: int | None, jobs: int, quiet: bool) -> None:
+    """Push LAYOUT[:TAG] (a manifest, or an index with all its manifests) to REF."""
+    from ketch.image.push import push as do_push
+    from ketch.image.reference import parse_reference
+
+    path, tag = parse_layout_arg(layout)
+    reference = parse_reference(ref)
+    for repo in mount_from:
+        parse_reference(f"{reference.registry}/{repo}")  # validates the repository name
+    desc = do_push(path, tag or DEFAULT_TAG, reference, creds=_creds(creds),
+                   tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
+                   chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet))
+    click.echo(desc["digest"])
 
 
 @cli.command("import")

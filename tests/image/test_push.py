@@ -1,0 +1,191 @@
+"""ketch-image push against the real docker-registry: skopeo sees the same digests,
+blobs already there are skipped, cross-repository mounts, chunked uploads, an index
+with its children, token auth, TLS with --cert-dir, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import TOKEN_PASS, TOKEN_USER, Registry
+from .helpers import F, LayoutBuilder, busybox_entries, check_layout, layout_tags, run_ki
+
+pytestmark = pytest.mark.registry
+
+_ACCESS_RE = re.compile(r'"([A-Z]+) (\S+) HTTP/1\.1" (\d+)')
+
+
+def access_log(reg: Registry) -> list[tuple[str, str, int]]:
+    """(method, uri, status) of every request the registry answered so far."""
+    return [(m, u, int(c)) for m, u, c in _ACCESS_RE.findall(reg.log())]
+
+
+def skopeo_inspect(ref: str, *extra: str, raw: bool = False) -> dict:
+    args = ["skopeo", "inspect", "--tls-verify=false", *extra]
+    if raw:
+        args.append("--raw")
+    p = subprocess.run([*args, f"docker://{ref}"], capture_output=True, text=True, check=True,
+                       timeout=60)
+    return json.loads(p.stdout)
+
+
+def read_doc(layout: str, digest: str) -> dict:
+    with open(os.path.join(layout, "blobs", *digest.split(":"))) as f:
+        return json.load(f)
+
+
+def test_push_round_trip_same_digests(registry: Registry, busybox_layout: str,
+                                      tmp_path: Path) -> None:
+    ref = f"{registry.host}/push/busybox:two"
+    desc = layout_tags(busybox_layout)["two"]
+    manifest = read_doc(busybox_layout, desc["digest"])
+    p = run_ki("push", f"{busybox_layout}:two", ref)
+    assert p.stdout.strip() == desc["digest"]
+    info = skopeo_inspect(ref)
+    assert info["Digest"] == desc["digest"]
+    assert info["Layers"] == [d["digest"] for d in manifest["layers"]]
+    assert skopeo_inspect(ref, raw=True) == manifest
+    # the registry serves it with the manifest's own media type
+    import requests
+    r = requests.get(f"http://{registry.host}/v2/push/busybox/manifests/two", timeout=10,
+                     headers={"Accept": desc["mediaType"]})
+    assert r.headers["Content-Type"] == desc["mediaType"]
+    assert r.headers["Docker-Content-Digest"] == desc["digest"]
+    # a second push only HEADs the blobs
+    before = len(access_log(registry))
+    p = run_ki("push", f"{busybox_layout}:two", f"{registry.host}/push/busybox:again")
+    assert "Copying blob" not in p.stderr and "already present" in p.stderr
+    later = access_log(registry)[before:]
+    assert not [x for x in later if "/blobs/uploads/" in x[1]]
+    # and ketch-image pulls back exactly what it pushed
+    run_ki("pull", ref, str(tmp_path / "back"))
+    assert layout_tags(str(tmp_path / "back"))["two"]["digest"] == desc["digest"]
+    check_layout(str(tmp_path / "back"))
+
+
+def test_push_mounts_from_another_repository(registry: Registry, busybox_layout: str) -> None:
+    run_ki("push", f"{busybox_layout}:one", f"{registry.host}/push/mount-src:one")
+    before = len(access_log(registry))
+    p = run_ki("push", "--mount-from", "push/mount-src", f"{busybox_layout}:one",
+               f"{registry.host}/push/mount-dst:one")
+    assert "Mounted blob" in p.stderr and "Copying blob" not in p.stderr
+    later = access_log(registry)[before:]
+    mounts = [x for x in later if x[0] == "POST" and "mount=" in x[1]]
+    assert mounts and all(status == 201 for _, _, status in mounts)
+    assert not [x for x in later if x[0] in ("PUT", "PATCH") and "/blobs/uploads/" in x[1]]
+    assert skopeo_inspect(f"{registry.host}/push/mount-dst:one")["Digest"] == \
+        layout_tags(busybox_layout)["one"]["digest"]
+
+
+def test_push_mount_falls_back_to_upload(registry: Registry, busybox_layout: str) -> None:
+    # the source repository does not exist: the registry opens an upload instead (202)
+    p = run_ki("push", "--mount-from", "push/nowhere", f"{busybox_layout}:one",
+               f"{registry.host}/push/fallback:one")
+    assert "Copying blob" in p.stderr and "Mounted" not in p.stderr
+    assert skopeo_inspect(f"{registry.host}/push/fallback:one")["Digest"] == \
+        layout_tags(busybox_layout)["one"]["digest"]
+
+
+def test_push_chunked(registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
+    before = len(access_log(registry))
+    run_ki("push", "--chunk-size", "300000", f"{busybox_layout}:two",
+           f"{registry.host}/push/chunked:two")
+    patches = [x for x in access_log(registry)[before:] if x[0] == "PATCH"]
+    assert len(patches) >= 2 and all(s == 202 for _, _, s in patches)
+    desc = layout_tags(busybox_layout)["two"]
+    assert skopeo_inspect(f"{registry.host}/push/chunked:two")["Digest"] == desc["digest"]
+    run_ki("pull", f"{registry.host}/push/chunked:two", str(tmp_path / "back"))
+    check_layout(str(tmp_path / "back"))
+
+
+def _multi(path: str) -> dict:
+    b = LayoutBuilder(path)
+    entries = []
+    for arch, variant in (("amd64", None), ("arm64", "v8"), ("ppc64le", None)):
+        layer = [*busybox_entries()[:2], F("platform", f"{arch}\n".encode())]
+        plat = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
+        entries.append((b.image([layer], arch=arch, variant=variant), plat))
+    idx = b.index(entries)
+    b.tag("multi", idx)
+    return idx
+
+
+def test_index_round_trip_all_platforms(registry: Registry, tmp_path: Path) -> None:
+    src = str(tmp_path / "src")
+    idx = _multi(src)
+    ref = f"{registry.host}/push/multi:1"
+    assert run_ki("push", f"{src}:multi", ref).stdout.strip() == idx["digest"]
+    raw = skopeo_inspect(ref, raw=True)
+    assert raw == read_doc(src, idx["digest"])
+    for m in raw["manifests"]:
+        arch = m["platform"]["architecture"]
+        info = skopeo_inspect(f"{registry.host}/push/multi@{m['digest']}")
+        assert info["Digest"] == m["digest"] and info["Architecture"] == arch
+    back = str(tmp_path / "back")
+    run_ki("pull", "--all-platforms", ref, back)
+    index = check_layout(back)
+    assert layout_tags(back)["1"]["digest"] == idx["digest"]
+    assert layout_tags(back)["1"]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert len(index["manifests"]) == 1
+    # the pulled index unpacks per platform, and pushes back to the same digest
+    run_ki("unpack", "--platform", "linux/ppc64le", f"{back}:1", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle/rootfs/platform").read_text() == "ppc64le\n"
+    assert run_ki("push", f"{back}:1", f"{registry.host}/push/multi:2").stdout.strip() == \
+        idx["digest"]
+
+
+def test_push_with_bearer_token(token_registry: Registry, busybox_layout: str) -> None:
+    assert token_registry.token is not None
+    token_registry.token.requests.clear()
+    ref = f"{token_registry.host}/push/private:one"
+    p = run_ki("push", f"{busybox_layout}:one", ref, check=False)
+    assert p.returncode == 1 and "refused anonymous access" in p.stderr
+    run_ki("push", "--creds", f"{TOKEN_USER}:{TOKEN_PASS}", f"{busybox_layout}:one", ref)
+    granted = [r for r in token_registry.token.requests if r["ok"]]
+    assert any("repository:push/private:pull,push" in r["scopes"] for r in granted)
+    info = skopeo_inspect(ref, "--creds", f"{TOKEN_USER}:{TOKEN_PASS}")
+    assert info["Digest"] == layout_tags(busybox_layout)["one"]["digest"]
+
+
+def test_push_tls_cert_dir(tls_registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
+    ref = f"{tls_registry.host}/push/tls:one"
+    p = run_ki("push", f"{busybox_layout}:one", ref, check=False)
+    assert p.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    certs = tmp_path / "certs.d"
+    certs.mkdir()
+    shutil.copy(os.path.join(tls_registry.state, "tls.crt"), certs / "ca.crt")
+    run_ki("push", "--cert-dir", str(certs), f"{busybox_layout}:one", ref)
+    run_ki("pull", "--cert-dir", str(certs), ref, str(tmp_path / "back"))
+    assert layout_tags(str(tmp_path / "back"))["one"]["digest"] == \
+        layout_tags(busybox_layout)["one"]["digest"]
+    p = run_ki("pull", "--cert-dir", str(tmp_path / "nope"), ref, str(tmp_path / "x"),
+               check=False)
+    assert p.returncode == 1 and "not a directory" in p.stderr
+
+
+def test_push_bad_input(registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
+    p = run_ki("push", f"{busybox_layout}:missing", f"{registry.host}/push/bad:x", check=False)
+    assert p.returncode == 1 and "tag 'missing' not found" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = run_ki("push", f"{busybox_layout}:one", f"{registry.host}/Push/Bad:x", check=False)
+    assert p.returncode == 1 and "invalid repository name" in p.stderr
+    # a corrupt layer in the layout is caught before the registry gets a manifest
+    broken = tmp_path / "broken"
+    shutil.copytree(busybox_layout, broken)
+    manifest = read_doc(str(broken), layout_tags(str(broken))["one"]["digest"])
+    layer = broken / "blobs" / manifest["layers"][0]["digest"].replace(":", "/")
+    data = bytearray(layer.read_bytes())
+    data[100] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    p = run_ki("push", f"{broken}:one", f"{registry.host}/push/broken:one", check=False)
+    assert p.returncode == 1 and "digest mismatch" in p.stderr
+    import requests
+    r = requests.get(f"http://{registry.host}/v2/push/broken/manifests/one", timeout=10)
+    assert r.status_code == 404
