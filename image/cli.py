@@ -1,6 +1,7 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``. Each only turns
+Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``, ``validate``,
+``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``. Each only turns
 options into library calls (the logic lives in one module per command); every :class:`~ketch.image.errors.ImageError` (and OS error)
 becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
 ``requests`` is only imported by the commands that talk to a registry.
@@ -189,13 +190,27 @@ def unpack(layout: str, bundle: str, platform: str | None, volumes: str) -> None
 @click.argument("layout")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick when the tag names an index (default: this host).")
-def inspect(layout: str, platform: str | None) -> None:
+@click.option("--raw", is_flag=True, help="Print the tagged manifest or index byte for byte.")
+@click.option("--config", "config_only", is_flag=True,
+              help="Print the image config byte for byte.")
+def inspect(layout: str, platform: str | None, raw: bool, config_only: bool) -> None:
     """Print the descriptor, manifest and config of LAYOUT[:TAG] as JSON."""
     from ketch.image.image import resolve
     from ketch.image.layout import Layout
 
+    if raw and config_only:
+        raise click.UsageError("--raw and --config exclude each other")
     path, tag = parse_layout_arg(layout)
-    image = resolve(Layout.open(path), tag or DEFAULT_TAG, _platform(platform))
+    store = Layout.open(path)
+    if raw:
+        desc = store.lookup(tag or DEFAULT_TAG)
+        click.echo(store.read_blob(desc["digest"], desc["size"]), nl=False)
+        return
+    image = resolve(store, tag or DEFAULT_TAG, _platform(platform))
+    if config_only:
+        cdesc = image.manifest["config"]
+        click.echo(store.read_blob(cdesc["digest"], cdesc["size"]), nl=False)
+        return
     out: dict[str, Any] = {"descriptor": image.descriptor}
     if image.index is not None:
         out["index"] = image.index
@@ -203,6 +218,91 @@ def inspect(layout: str, platform: str | None) -> None:
     out["manifest"] = image.manifest
     out["config"] = image.config
     click.echo(json.dumps(out, indent=2))
+
+
+@cli.command()
+@click.argument("layout")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when the layout is valid.")
+def validate(layout: str, quiet: bool) -> None:
+    """Check LAYOUT: files, blob digests, references, schemas of every document."""
+    from ketch.image.errors import LayoutError
+    from ketch.image.validate import validate_layout
+
+    report = validate_layout(layout)
+    for w in report.warnings:
+        _warn(w)
+    for p in report.problems:
+        click.echo(f"{PROG}: invalid: {p}", err=True)
+    if not report.valid:
+        raise LayoutError(f"{layout}: {len(report.problems)} problem(s), not a valid OCI "
+                          "image layout")
+    if not quiet:
+        click.echo(f"{layout}: valid OCI image layout ({report.tags} tags, {report.blobs} "
+                   f"blobs, {report.documents} documents checked)")
+
+
+@cli.command()
+@click.argument("layout")
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc(layout: str, dry_run: bool) -> None:
+    """Remove blobs of LAYOUT that no tag references (waits for running writers)."""
+    from ketch.image.gc import gc as do_gc
+
+    for digest in do_gc(layout, dry_run=dry_run):
+        click.echo(digest)
+
+
+@cli.command("tag")
+@click.argument("layout")
+@click.argument("new_tag")
+def tag_(layout: str, new_tag: str) -> None:
+    """Give the image LAYOUT[:TAG] the additional tag NEW_TAG."""
+    from ketch.image.tags import tag as do_tag
+
+    path, tag = parse_layout_arg(layout)
+    click.echo(do_tag(path, tag or DEFAULT_TAG, new_tag)["digest"])
+
+
+@cli.command()
+@click.argument("layout")
+def untag(layout: str) -> None:
+    """Remove the tag LAYOUT:TAG (its blobs stay until gc)."""
+    from ketch.image.tags import untag as do_untag
+
+    path, tag = parse_layout_arg(layout, default_tag=None)
+    if tag is None:
+        raise click.UsageError("untag needs LAYOUT:TAG")
+    do_untag(path, tag)
+
+
+cli.add_command(untag, "rm")
+
+
+@cli.command("ls")
+@click.argument("layout")
+@click.option("-l", "--long", "long_", is_flag=True, help="Also print digest and media type.")
+def ls(layout: str, long_: bool) -> None:
+    """List the tags of LAYOUT."""
+    from ketch.image.tags import layout_tags
+
+    for name, desc in layout_tags(layout):
+        click.echo(f"{name}\t{desc['digest']}\t{desc['mediaType']}" if long_ else name)
+
+
+@cli.command()
+@click.argument("ref")
+@_registry_options
+@click.option("--page-size", type=click.IntRange(1), metavar="N",
+              help="Tags asked for per request (?n=); every page is followed.")
+def tags(ref: str, creds: str | None, tls_verify: bool, cert_dir: str | None,
+         page_size: int | None) -> None:
+    """List the tags of the registry repository REF."""
+    from ketch.image.reference import parse_reference
+    from ketch.image.tags import registry_tags
+
+    for name in registry_tags(parse_reference(ref), creds=_creds(creds), tls_verify=tls_verify,
+                              cert_dir=cert_dir, page_size=page_size):
+        click.echo(name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,11 +11,12 @@ committed before the ``index.json`` that references them, so an interrupted
 operation leaves a valid layout (at worst with unreferenced blobs, which the
 spec allows). ``index.json`` updates hold an ``flock`` on the layout directory.
 
-Two processes on one layout: every operation that adds blobs holds a shared
-``flock`` on ``blobs/`` from its first blob to its ``index.json`` update
-(:meth:`Layout.writing`), and garbage collection holds it exclusively
-(:meth:`Layout.exclusive`), so gc never deletes a blob a running pull, import
-or copy has written but not yet tagged. Blob writes themselves need no lock:
+Two processes on one layout: a :class:`Layout` that writes a blob takes a
+shared ``flock`` on ``blobs/`` and keeps it until :meth:`Layout.release` (or
+the process ends), so from its first blob to its ``index.json`` update;
+garbage collection takes it exclusively (:meth:`Layout.exclusive`), so gc never
+deletes a blob a running pull, import or copy has written but not yet tagged,
+and waits for them to finish. Blob writes themselves need no lock:
 content-addressed files are renamed into place atomically.
 
 Reads are verified: a blob must be a regular file (not a symlink) whose size and
@@ -62,6 +63,7 @@ class BlobWriter:
 
     def __init__(self, layout: Layout, digest: str | None = None, size: int | None = None) -> None:
         self.layout = layout
+        layout.hold_write_lock()
         self.expected = digest
         self._verifier = Verifier(digest, size) if digest else None
         self._sha256 = None if digest else hashlib.sha256()
@@ -122,6 +124,7 @@ class Layout:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.tmp_dir = os.path.join(self.path, TMP_DIR)
+        self._write_lock: int | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -202,6 +205,22 @@ class Layout:
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Shared lock held while blobs are added and then referenced (many writers at once)."""
         return self._blobs_lock(fcntl.LOCK_SH)
+
+    def hold_write_lock(self) -> None:
+        """Take the shared write lock (once) and keep it until :meth:`release`."""
+        if self._write_lock is not None:
+            return
+        path = os.path.join(self.path, "blobs")
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._write_lock = fd
+
+    def release(self) -> None:
+        """Drop the write lock taken by the first blob write (if any)."""
+        if self._write_lock is not None:
+            os.close(self._write_lock)
+            self._write_lock = None
 
     def exclusive(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive lock for garbage collection: no writer is between blob and tag."""

@@ -156,25 +156,24 @@ class LayoutDestination:
 
     The layout is created on the first write (a copy that fails before it has
     anything to store leaves no directory behind) and held with its shared
-    write lock (:meth:`Layout.writing`) until :meth:`close`.
+    write lock (:meth:`Layout.hold_write_lock`) until :meth:`close`.
     """
 
     def __init__(self, path: str) -> None:
         self.path, self.name = path, path
         self._layout: Layout | None = None
-        self._locks = contextlib.ExitStack()
 
     @property
     def layout(self) -> Layout:
         if self._layout is None:
             layout = Layout.create(self.path)
-            self._locks.enter_context(layout.writing())
+            layout.hold_write_lock()
             self._layout = layout
         return self._layout
 
     def close(self) -> None:
-        self._locks.close()
         if self._layout is not None:
+            self._layout.release()
             self._layout.cleanup_tmp()
 
     def __enter__(self) -> LayoutDestination:
