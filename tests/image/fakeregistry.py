@@ -9,6 +9,8 @@ from in-memory documents. Per-digest faults for blobs:
 - ``stall``: sends half, sets ``stalled`` and waits until ``release`` is set
 
 ``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
+``tags/list`` pages by ``?n=``/``?last=`` with a relative ``Link`` header;
+``tags_link_host`` makes that Link point at another host instead.
 ``redirect_host`` makes blob GETs answer 307 to ``http://<redirect_host>/storage/<digest>``
 (served here without auth; ``storage_auth`` records the Authorization header each got).
 """
@@ -30,6 +32,7 @@ class FakeRegistry:
         self.manifest_faults: dict[str, str] = {}
         self.basic: tuple[str, str] | None = None
         self.redirect_host: str | None = None
+        self.tags_link_host: str | None = None
         self.storage_auth: list[str | None] = []
         self.stalled = threading.Event()
         self.release = threading.Event()
@@ -108,7 +111,9 @@ class FakeRegistry:
                                    headers={"WWW-Authenticate": 'Basic realm="fake registry"'})
                         return
                 parts = self.path.split("/")
-                if self.path == "/v2/":
+                if "/tags/list" in self.path:
+                    self._tags()
+                elif self.path == "/v2/":
                     self._send(200, b"{}")
                 elif len(parts) >= 5 and parts[-2] == "manifests":
                     item = fake.manifests.get(parts[-1])
@@ -123,6 +128,26 @@ class FakeRegistry:
                     self._blob(parts[-1])
                 else:
                     self._error(404, "NAME_UNKNOWN")
+
+            def _tags(self) -> None:
+                from urllib.parse import parse_qs, urlencode, urlsplit
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                tags = sorted(t for t in fake.manifests if ":" not in t)
+                if "last" in query:
+                    tags = [t for t in tags if t > query["last"][0]]
+                headers = {}
+                if "n" in query:
+                    n = int(query["n"][0])
+                    if len(tags) > n:
+                        tags = tags[:n]
+                        nxt = f"{url.path}?{urlencode({'n': n, 'last': tags[-1]})}"
+                        if fake.tags_link_host:
+                            nxt = f"http://{fake.tags_link_host}{nxt}"
+                        headers["Link"] = f'<{nxt}>; rel="next"'
+                name = url.path[len("/v2/"):-len("/tags/list")]
+                self._send(200, json.dumps({"name": name, "tags": tags}).encode(),
+                           headers=headers)
 
             def _blob(self, digest: str, redirect: bool = True) -> None:
                 data = fake.blobs.get(digest)

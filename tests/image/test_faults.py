@@ -157,3 +157,18 @@ def test_redirected_blobs_do_not_get_credentials(served: tuple[FakeRegistry, str
     run_ki("pull", "--creds", "bob:pw", f"{fake.host}/app:v1", str(tmp_path / "l"))
     assert fake.storage_auth and all(a is None for a in fake.storage_auth)
     check_layout(str(tmp_path / "l"))
+
+
+def test_tags_follow_link_pages_on_the_same_host_only(served: tuple[FakeRegistry, str],
+                                                     tmp_path: Path) -> None:
+    fake, src = served
+    for i in range(5):
+        fake.load_layout(src, "v1", f"extra{i}")
+    fake.log.clear()
+    p = run_ki("tags", "--page-size", "2", f"{fake.host}/app")
+    assert p.stdout.split() == sorted(["v1", "v2", *[f"extra{i}" for i in range(5)]])
+    assert len([x for x in fake.log if "/tags/list" in x]) == 4
+    fake.basic = ("bob", "pw")
+    fake.tags_link_host = f"localhost:{fake.port}"
+    p = run_ki("tags", "--creds", "bob:pw", "--page-size", "2", f"{fake.host}/app", check=False)
+    assert p.returncode == 1 and "is on another host" in p.stderr

@@ -189,3 +189,18 @@ def test_push_bad_input(registry: Registry, busybox_layout: str, tmp_path: Path)
     import requests
     r = requests.get(f"http://{registry.host}/v2/push/broken/manifests/one", timeout=10)
     assert r.status_code == 404
+
+
+def test_tags_listing(registry: Registry, busybox_layout: str) -> None:
+    # (docker-registry 2.8 ignores ?n= for tags; paging is tested against the fake registry)
+    names = [f"t{i}" for i in range(5)]
+    for name in names:
+        run_ki("push", "-q", f"{busybox_layout}:one", f"{registry.host}/push/tagged:{name}")
+    p = run_ki("tags", "--page-size", "2", f"{registry.host}/push/tagged")
+    assert sorted(p.stdout.split()) == names
+    sk = subprocess.run(["skopeo", "list-tags", "--tls-verify=false",
+                         f"docker://{registry.host}/push/tagged"], capture_output=True,
+                        text=True, check=True, timeout=60)
+    assert sorted(json.loads(sk.stdout)["Tags"]) == sorted(p.stdout.split())
+    p = run_ki("tags", f"{registry.host}/push/none", check=False)
+    assert p.returncode == 1 and "NAME_UNKNOWN" in p.stderr
