@@ -1,7 +1,7 @@
 """The ``ketch-image`` command line (click).
 
 Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``, ``validate``,
-``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``. Each only turns
+``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``copy``. Each only turns
 options into library calls (the logic lives in one module per command); every :class:`~ketch.image.errors.ImageError` (and OS error)
 becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
 ``requests`` is only imported by the commands that talk to a registry.
@@ -119,6 +119,43 @@ def push(layout: str, ref: str, creds: str | None, tls_verify: bool, cert_dir: s
     desc = do_push(path, tag or DEFAULT_TAG, reference, creds=_creds(creds),
                    tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
                    chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet))
+    click.echo(desc["digest"])
+
+
+@cli.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("-a", "--all", "all_platforms", is_flag=True,
+              help="Copy every manifest of an index (default: one platform).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from an index (default: this host).")
+@click.option("--src-creds", metavar="USER:PASS", help="Credentials for a SRC registry.")
+@click.option("--dest-creds", metavar="USER:PASS", help="Credentials for a DST registry.")
+@click.option("--src-tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify the SRC registry's TLS certificate.")
+@click.option("--dest-tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify the DST registry's TLS certificate.")
+@click.option("--src-cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="certs.d-style directory for the SRC registry.")
+@click.option("--dest-cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="certs.d-style directory for the DST registry.")
+@_JOBS
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_creds: str | None,
+         dest_creds: str | None, src_tls_verify: bool, dest_tls_verify: bool,
+         src_cert_dir: str | None, dest_cert_dir: str | None, jobs: int, quiet: bool) -> None:
+    """Copy an image: SRC and DST are docker://REF, oci:PATH[:TAG] or oci-archive:FILE[:TAG]."""
+    from ketch.image.copy import Access
+    from ketch.image.copy import copy as do_copy
+    from ketch.image.transports import parse_location
+
+    if all_platforms and platform:
+        raise click.UsageError("--platform and --all exclude each other")
+    source, dest = parse_location(src), parse_location(dst)
+    desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
+                   src_access=Access(_creds(src_creds), src_tls_verify, src_cert_dir),
+                   dst_access=Access(_creds(dest_creds), dest_tls_verify, dest_cert_dir),
+                   jobs=jobs, progress=_progress(quiet))
     click.echo(desc["digest"])
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol
 
 from ketch.image import oci
-from ketch.image.errors import ManifestError
+from ketch.image.errors import LayoutError, ManifestError
 from ketch.image.layout import Layout
 from ketch.image.platforms import Platform, host_platform, select_manifest
 
@@ -108,14 +108,24 @@ class RegistrySource:
 
 
 class LayoutSource:
-    """Reads ``tag`` from an OCI image layout."""
+    """Reads ``tag`` from an OCI image layout; with ``tag`` None, the layout's only
+    image (as skopeo does for ``oci:PATH`` without a tag)."""
 
-    def __init__(self, layout: Layout, tag: str, name: str | None = None) -> None:
+    def __init__(self, layout: Layout, tag: str | None, name: str | None = None) -> None:
         self.layout, self.tag = layout, tag
-        self.name = name or f"{layout.path}:{tag}"
+        self.name = name or layout.path
 
     def top(self) -> tuple[bytes, str | None, str]:
-        desc = self.layout.lookup(self.tag)
+        if self.tag is None:
+            entries = self.layout.index()["manifests"]
+            if len(entries) != 1:
+                raise LayoutError(f"{self.name}: no tag given and the layout holds "
+                                  f"{len(entries)} images")
+            desc = entries[0]
+        else:
+            desc = self.layout.tags().get(self.tag)
+            if desc is None:
+                raise LayoutError(f"tag {self.tag!r} not found in {self.name}")
         oci.check_descriptor(desc, f"tag {self.tag!r}")
         return self.layout.read_blob(desc["digest"], desc["size"]), desc["mediaType"], \
             desc["digest"]
