@@ -36,6 +36,10 @@ class RegistryError(ImageError):
     """A registry (or token server) request failed or answered unexpectedly."""
 
 
+class TransferInterrupted(RegistryError):
+    """A download broke off mid-stream (a retry may succeed)."""
+
+
 class AuthError(RegistryError):
     """Authentication with a registry or token server failed."""
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol
 
 from ketch.image import oci
-from ketch.image.errors import LayoutError, ManifestError
+from ketch.image.errors import LayoutError, ManifestError, TransferInterrupted
 from ketch.image.layout import Layout
 from ketch.image.platforms import Platform, host_platform, select_manifest
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 _MAX_INDEX_DEPTH = 4
 DEFAULT_JOBS = 4
+# A download cut mid-stream is started again (into a fresh temp file) this many times.
+BLOB_ATTEMPTS = 3
 
 
 def _quiet(_msg: str) -> None:
@@ -198,10 +201,18 @@ class LayoutDestination:
             progress(f"Blob {digest} already present")
             return
         progress(f"Copying blob {digest} ({size} bytes)")
-        with self.layout.blob_writer(digest, size) as w:
-            for chunk in src.blob_chunks(desc):
-                w.write(chunk)
-            w.commit()
+        for attempt in range(1, BLOB_ATTEMPTS + 1):
+            try:
+                with self.layout.blob_writer(digest, size) as w:
+                    for chunk in src.blob_chunks(desc):
+                        w.write(chunk)
+                    w.commit()
+                return
+            except TransferInterrupted as e:
+                if attempt == BLOB_ATTEMPTS:
+                    raise
+                progress(f"Retrying blob {digest} ({e})")
+                time.sleep(0.5 * attempt)
 
     def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
         self.layout.write_blob(body, desc["digest"])

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ketch.image import oci
-from ketch.image.errors import AuthError, RegistryError
+from ketch.image.errors import AuthError, RegistryError, TransferInterrupted
 from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
@@ -477,4 +477,4 @@ def _raw_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
     try:
         yield from r.raw.stream(_CHUNK, decode_content=False)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-        raise RegistryError(f"{what}: download interrupted: {e}") from None
+        raise TransferInterrupted(f"{what}: download interrupted: {e}") from None

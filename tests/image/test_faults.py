@@ -172,3 +172,140 @@ def test_tags_follow_link_pages_on_the_same_host_only(served: tuple[FakeRegistry
     fake.tags_link_host = f"localhost:{fake.port}"
     p = run_ki("tags", "--creds", "bob:pw", "--page-size", "2", f"{fake.host}/app", check=False)
     assert p.returncode == 1 and "is on another host" in p.stderr
+
+
+# -- acceptance faults: each ends in success after a retry or one clear line, and the
+# -- layout validates afterwards with no partial blob -----------------------------------
+
+
+def assert_valid(layout: Path) -> None:
+    check_layout(str(layout))
+    p = run_ki("validate", str(layout))
+    assert "valid OCI image layout" in p.stdout and "warning" not in p.stderr, p.stderr
+    assert not (layout / ".ketch-tmp").exists(), "temporary files left behind"
+
+
+def one_line_error(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1].startswith("ketch-image: error:"), p.stderr
+    return lines[-1]
+
+
+def test_connection_cut_mid_blob_is_retried(served: tuple[FakeRegistry, str],
+                                            tmp_path: Path) -> None:
+    fake, src = served
+    layout = _pull_v1_then(fake, tmp_path)
+    big = _layer_digests(src, "v2")[1]
+    fake.faults[big] = "truncate-once"
+    p = run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    assert "Retrying blob" in p.stderr and "download interrupted" in p.stderr
+    assert set(layout_tags(str(layout))) == {"v1", "v2"}
+    assert_valid(layout)
+
+
+def test_connection_cut_every_time_fails_cleanly(served: tuple[FakeRegistry, str],
+                                                 tmp_path: Path) -> None:
+    fake, src = served
+    layout = _pull_v1_then(fake, tmp_path)
+    fake.faults[_layer_digests(src, "v2")[1]] = "truncate"
+    assert "download interrupted" in one_line_error(
+        run_ki("pull", f"{fake.host}/app:v2", str(layout), check=False))
+    assert_valid(layout)
+
+
+def test_503_then_success(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, src = served
+    layer = _layer_digests(src, "v1")[0]
+    fake.unavailable["/v2/app/manifests/v1"] = 2
+    fake.unavailable[f"/v2/app/blobs/{layer}"] = 2
+    layout = tmp_path / "layout"
+    run_ki("pull", f"{fake.host}/app:v1", str(layout))
+    assert fake.unavailable == {"/v2/app/manifests/v1": 0, f"/v2/app/blobs/{layer}": 0}
+    assert_valid(layout)
+    fake.unavailable["/v2/app/manifests/v2"] = 10  # more than the retries
+    assert "503" in one_line_error(run_ki("pull", f"{fake.host}/app:v2", str(layout),
+                                          check=False))
+    assert_valid(layout)
+
+
+def test_content_type_disagreeing_with_body(served: tuple[FakeRegistry, str],
+                                            tmp_path: Path) -> None:
+    fake, _ = served
+    layout = _pull_v1_then(fake, tmp_path)
+    before = (layout / "index.json").read_bytes()
+    fake.manifest_faults["v2"] = "content-type"
+    line = one_line_error(run_ki("pull", f"{fake.host}/app:v2", str(layout), check=False))
+    assert "does not match the declared application/vnd.oci.image.index.v1+json" in line
+    assert (layout / "index.json").read_bytes() == before
+    assert_valid(layout)
+
+
+def test_redirect_to_a_host_that_rejects_authorization(served: tuple[FakeRegistry, str],
+                                                       tmp_path: Path) -> None:
+    fake, _ = served
+    fake.basic = ("bob", "pw")
+    fake.redirect_host = f"localhost:{fake.port}"
+    fake.storage_rejects_auth = True
+    layout = tmp_path / "layout"
+    run_ki("pull", "--creds", "bob:pw", f"{fake.host}/app:v2", str(layout))
+    assert len(fake.storage_auth) == 3 and not any(fake.storage_auth)
+    assert_valid(layout)
+
+
+def test_manifest_over_4_mib_is_refused(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, _ = served
+    body = b'{"schemaVersion": 2, "layers": [], "x": "' + b"a" * (4 * 1024 * 1024) + b'"}'
+    fake.manifests["huge"] = (body, "application/vnd.oci.image.manifest.v1+json")
+    line = one_line_error(run_ki("pull", f"{fake.host}/app:huge", str(tmp_path / "l"),
+                                 check=False))
+    assert "larger than 4194304 bytes" in line
+    assert not (tmp_path / "l").exists()
+
+
+def _index(entries: list[dict]) -> bytes:
+    import json
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": entries}).encode()
+
+
+def test_unknown_media_type_in_an_index_is_skipped(served: tuple[FakeRegistry, str],
+                                                   tmp_path: Path) -> None:
+    fake, src = served
+    v1 = layout_tags(src)["v1"]
+    amd64 = {"os": "linux", "architecture": "amd64"}
+    body = _index([{"mediaType": "application/vnd.example.unknown+json",
+                    "digest": "sha256:" + "12" * 32, "size": 10, "platform": amd64},
+                   {"mediaType": v1["mediaType"], "digest": v1["digest"], "size": v1["size"],
+                    "platform": amd64}])
+    fake.manifests["mixed"] = (body, "application/vnd.oci.image.index.v1+json")
+    layout = tmp_path / "layout"
+    run_ki("pull", "--platform", "linux/amd64", f"{fake.host}/app:mixed", str(layout))
+    assert layout_tags(str(layout))["mixed"]["digest"] == v1["digest"]
+    assert_valid(layout)
+
+
+@pytest.mark.parametrize("ref,message", [
+    ("127.0.0.1:1/app@sha256:../../../etc/passwd", "invalid"),
+    ("127.0.0.1:1/App:v1", "invalid repository name"),
+    ("127.0.0.1:1/app:bad/../tag", "invalid"),
+    ("127.0.0.1:1/app:-x", "invalid tag"),
+    ("127.0.0.1:1/app@md5:" + "0" * 32, "unsupported digest algorithm"),
+    ("127.0.0.1:1/app@sha256:" + "A" * 64, "lowercase hex"),
+    ("", "empty image reference"),
+])
+def test_malformed_references(ref: str, message: str, tmp_path: Path) -> None:
+    assert message in one_line_error(run_ki("pull", ref, str(tmp_path / "l"), check=False))
+    assert not (tmp_path / "l").exists()
+
+
+def test_index_entry_with_a_path_digest(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    fake, _ = served
+    body = _index([{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": "sha256:../../../../etc/passwd", "size": 10,
+                    "platform": {"os": "linux", "architecture": "amd64"}}])
+    fake.manifests["evil"] = (body, "application/vnd.oci.image.index.v1+json")
+    line = one_line_error(run_ki("pull", "--platform", "linux/amd64", f"{fake.host}/app:evil",
+                                 str(tmp_path / "l"), check=False))
+    assert "invalid digest 'sha256:../../../../etc/passwd'" in line
+    assert not (tmp_path / "l").exists()
