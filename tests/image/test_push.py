@@ -204,3 +204,34 @@ def test_tags_listing(registry: Registry, busybox_layout: str) -> None:
     assert sorted(json.loads(sk.stdout)["Tags"]) == sorted(p.stdout.split())
     p = run_ki("tags", f"{registry.host}/push/none", check=False)
     assert p.returncode == 1 and "NAME_UNKNOWN" in p.stderr
+
+
+def test_zstd_layer_round_trip(registry: Registry, tmp_path: Path) -> None:
+    import hashlib
+
+    import zstandard
+
+    from .helpers import make_tar, sha256
+
+    b = LayoutBuilder(str(tmp_path / "src"))
+    tar = make_tar([*busybox_entries()[:2], F("compressed-with", b"zstd\n")])
+    layer = b.blob(zstandard.ZstdCompressor().compress(tar),
+                   "application/vnd.oci.image.layer.v1.tar+zstd")
+    config = b.blob(json.dumps({"architecture": "amd64", "os": "linux",
+                                "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]}}).encode(),
+                    "application/vnd.oci.image.config.v1+json")
+    manifest = b.blob(json.dumps({"schemaVersion": 2,
+                                  "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                  "config": config, "layers": [layer]}).encode(),
+                      "application/vnd.oci.image.manifest.v1+json")
+    b.tag("z", manifest)
+    ref = f"{registry.host}/push/zstd:z"
+    run_ki("push", f"{tmp_path / 'src'}:z", ref)
+    assert skopeo_inspect(ref)["Layers"] == [layer["digest"]]
+    back = tmp_path / "back"
+    run_ki("pull", ref, str(back))
+    run_ki("validate", str(back))
+    run_ki("unpack", f"{back}:z", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle/rootfs/compressed-with").read_text() == "zstd\n"
+    assert hashlib.sha256((tmp_path / "bundle/rootfs/bin/busybox").read_bytes()).hexdigest() == \
+        hashlib.sha256(Path("/bin/busybox").read_bytes()).hexdigest()
