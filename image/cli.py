@@ -1,7 +1,7 @@
 """The ``ketch-image`` command line (click).
 
 Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``, ``validate``,
-``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``copy``. Each only turns
+``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``copy``, ``login``, ``logout``. Each only turns
 options into library calls (the logic lives in one module per command); every :class:`~ketch.image.errors.ImageError` (and OS error)
 becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
 ``requests`` is only imported by the commands that talk to a registry.
@@ -55,8 +55,22 @@ def _creds(value: str | None) -> tuple[str, str] | None:
     return (user, password)
 
 
+def _creds_for(value: str | None, authfile: str | None, ref: Any) -> tuple[str, str] | None:
+    """--creds if given, else what the auth file (or its helper) holds for ``ref``."""
+    if value is not None:
+        return _creds(value)
+    from ketch.image.registry.credentials import lookup
+    return lookup(ref.registry, ref.repository, authfile)
+
+
+_AUTHFILE = click.option("--authfile", type=click.Path(dir_okay=False), metavar="FILE",
+                         help="Auth file (default: $REGISTRY_AUTH_FILE or "
+                              "~/.docker/config.json).")
+
+
 def _registry_options(f: Callable) -> Callable:
-    """--creds, --tls-verify, --cert-dir: how to reach and log in to a registry."""
+    """--creds, --authfile, --tls-verify, --cert-dir: how to reach and log in to a registry."""
+    f = _AUTHFILE(f)
     f = click.option("--cert-dir", type=click.Path(file_okay=False), metavar="DIR",
                      help="CA certificates (*.crt) and client certificate (*.cert/*.key).")(f)
     f = click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
@@ -80,7 +94,8 @@ _JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds: str | None,
-         tls_verify: bool, cert_dir: str | None, jobs: int, quiet: bool) -> None:
+         authfile: str | None, tls_verify: bool, cert_dir: str | None, jobs: int,
+         quiet: bool) -> None:
     """Pull REF from a registry into LAYOUT[:TAG] (default tag: REF's tag or latest)."""
     from ketch.image.pull import pull as do_pull
     from ketch.image.reference import parse_reference
@@ -90,7 +105,8 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
     tag = tag or reference.tag or DEFAULT_TAG
     if all_platforms and platform:
         raise click.UsageError("--platform and --all-platforms exclude each other")
-    result = do_pull(reference, path, tag, platform=_platform(platform), creds=_creds(creds),
+    result = do_pull(reference, path, tag, platform=_platform(platform),
+                     creds=_creds_for(creds, authfile, reference),
                      tls_verify=tls_verify, cert_dir=cert_dir, all_platforms=all_platforms,
                      jobs=jobs, progress=_progress(quiet))
     click.echo(result.descriptor["digest"])
@@ -106,8 +122,9 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
               help="Upload blobs larger than this in PATCH chunks of this size.")
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def push(layout: str, ref: str, creds: str | None, tls_verify: bool, cert_dir: str | None,
-         mount_from: tuple[str, ...], chunk_size: int | None, jobs: int, quiet: bool) -> None:
+def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
+         cert_dir: str | None, mount_from: tuple[str, ...], chunk_size: int | None, jobs: int,
+         quiet: bool) -> None:
     """Push LAYOUT[:TAG] (a manifest, or an index with all its manifests) to REF."""
     from ketch.image.push import push as do_push
     from ketch.image.reference import parse_reference
@@ -116,7 +133,8 @@ def push(layout: str, ref: str, creds: str | None, tls_verify: bool, cert_dir: s
     reference = parse_reference(ref)
     for repo in mount_from:
         parse_reference(f"{reference.registry}/{repo}")  # validates the repository name
-    desc = do_push(path, tag or DEFAULT_TAG, reference, creds=_creds(creds),
+    desc = do_push(path, tag or DEFAULT_TAG, reference,
+                   creds=_creds_for(creds, authfile, reference),
                    tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
                    chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet))
     click.echo(desc["digest"])
@@ -139,11 +157,13 @@ def push(layout: str, ref: str, creds: str | None, tls_verify: bool, cert_dir: s
               help="certs.d-style directory for the SRC registry.")
 @click.option("--dest-cert-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="certs.d-style directory for the DST registry.")
+@_AUTHFILE
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_creds: str | None,
          dest_creds: str | None, src_tls_verify: bool, dest_tls_verify: bool,
-         src_cert_dir: str | None, dest_cert_dir: str | None, jobs: int, quiet: bool) -> None:
+         src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None, jobs: int,
+         quiet: bool) -> None:
     """Copy an image: SRC and DST are docker://REF, oci:PATH[:TAG] or oci-archive:FILE[:TAG]."""
     from ketch.image.copy import Access
     from ketch.image.copy import copy as do_copy
@@ -152,9 +172,11 @@ def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_cred
     if all_platforms and platform:
         raise click.UsageError("--platform and --all exclude each other")
     source, dest = parse_location(src), parse_location(dst)
+    src_auth = _creds_for(src_creds, authfile, source.ref) if source.ref else None
+    dst_auth = _creds_for(dest_creds, authfile, dest.ref) if dest.ref else None
     desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
-                   src_access=Access(_creds(src_creds), src_tls_verify, src_cert_dir),
-                   dst_access=Access(_creds(dest_creds), dest_tls_verify, dest_cert_dir),
+                   src_access=Access(src_auth, src_tls_verify, src_cert_dir),
+                   dst_access=Access(dst_auth, dest_tls_verify, dest_cert_dir),
                    jobs=jobs, progress=_progress(quiet))
     click.echo(desc["digest"])
 
@@ -331,15 +353,61 @@ def ls(layout: str, long_: bool) -> None:
 @_registry_options
 @click.option("--page-size", type=click.IntRange(1), metavar="N",
               help="Tags asked for per request (?n=); every page is followed.")
-def tags(ref: str, creds: str | None, tls_verify: bool, cert_dir: str | None,
-         page_size: int | None) -> None:
+def tags(ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
+         cert_dir: str | None, page_size: int | None) -> None:
     """List the tags of the registry repository REF."""
     from ketch.image.reference import parse_reference
     from ketch.image.tags import registry_tags
 
-    for name in registry_tags(parse_reference(ref), creds=_creds(creds), tls_verify=tls_verify,
-                              cert_dir=cert_dir, page_size=page_size):
+    reference = parse_reference(ref)
+    for name in registry_tags(reference, creds=_creds_for(creds, authfile, reference),
+                              tls_verify=tls_verify, cert_dir=cert_dir, page_size=page_size):
         click.echo(name)
+
+
+@cli.command()
+@click.argument("registry")
+@click.option("-u", "--username", help="User name (asked for when missing on a terminal).")
+@click.option("-p", "--password", help="Password (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_AUTHFILE
+@click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify TLS certificates; false also allows plain HTTP.")
+@click.option("--cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="CA certificates (*.crt) and client certificate (*.cert/*.key).")
+def login(registry: str, username: str | None, password: str | None, password_stdin: bool,
+          authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
+    """Check credentials against REGISTRY and save them (auth file or credential helper)."""
+    from ketch.image.login import login as do_login
+
+    if password is not None and password_stdin:
+        raise click.UsageError("--password and --password-stdin exclude each other")
+    if username is None:
+        username = click.prompt("Username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True)
+    assert username is not None and password is not None
+    where = do_login(registry, username, password, authfile=authfile, tls_verify=tls_verify,
+                     cert_dir=cert_dir)
+    click.echo(f"Login Succeeded (credentials saved in {where})")
+
+
+@cli.command()
+@click.argument("registry", required=False)
+@click.option("-a", "--all", "all_", is_flag=True, help="Forget every registry's credentials.")
+@_AUTHFILE
+def logout(registry: str | None, all_: bool, authfile: str | None) -> None:
+    """Forget the saved credentials of REGISTRY."""
+    from ketch.image.errors import AuthError
+    from ketch.image.login import logout as do_logout
+
+    if (registry is None) == (not all_):
+        raise click.UsageError("give REGISTRY or --all")
+    if not do_logout(None if all_ else registry, authfile=authfile):
+        raise AuthError(f"not logged in to {registry}")
+    click.echo(f"Removed login credentials for {'every registry' if all_ else registry}")
 
 
 def main(argv: list[str] | None = None) -> None:

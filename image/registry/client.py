@@ -67,7 +67,8 @@ class RegistryClient:
     ``creds`` is ``(user, password)`` for Basic auth or the token server;
     ``tls_verify=False`` skips certificate checks and allows plain HTTP.
     ``actions`` are the token scope actions asked for this repository
-    (``("pull",)`` or ``("pull", "push")``); ``mount_from`` names other
+    (``("pull",)``, ``("pull", "push")``, or ``()`` for none, as for a login);
+    ``mount_from`` names other
     repositories of the same registry blobs may be mounted from (their pull
     scope is asked for too). ``cert_dir`` is a docker ``certs.d``-style
     directory: every ``*.crt`` is trusted as a CA (besides the system ones), a
@@ -112,7 +113,7 @@ class RegistryClient:
         self.base: str | None = None
         self._auth: str | None = None  # Authorization header value
         self._challenge: Challenge | None = None
-        self._scope_list = [f"repository:{ref.repository}:{','.join(actions)}"]
+        self._scope_list = [f"repository:{ref.repository}:{','.join(actions)}"] if actions else []
         self._scope_list += [f"repository:{repo}:pull" for repo in mount_from
                              if repo != ref.repository]
 
@@ -177,7 +178,7 @@ class RegistryClient:
             self._challenge = bearer
             token = fetch_token(self.session, bearer, self._scopes(bearer), self.creds,
                                 insecure=self.insecure, verify=self.tls_verify,
-                                timeout=self.timeout)
+                                timeout=self.timeout, registry_host=self.ref.host)
             self._auth = "Bearer " + token
         elif basic is not None:
             if self.creds is None:
@@ -186,6 +187,23 @@ class RegistryClient:
         else:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
                             f"{header!r}")
+
+    def check_login(self) -> None:
+        """Prove ``creds`` work: ``GET /v2/`` and answer its challenge with them (a Bearer
+        token for no particular scope, or Basic), then ``GET /v2/`` again with the result.
+
+        Raises :class:`AuthError` if the registry or its token server refuses them.
+        """
+        self.ping()
+        if self._challenge is not None:  # Bearer: get a token with the credentials alone
+            token = fetch_token(self.session, self._challenge, [], self.creds,
+                                insecure=self.insecure, verify=self.tls_verify,
+                                timeout=self.timeout, registry_host=self.ref.host)
+            self._auth = "Bearer " + token
+        r = self._request("GET", "/v2/")
+        r.close()
+        if r.status_code != 200:
+            raise AuthError(f"login to {self.ref.registry} failed: {_error_text(r)}")
 
     def _url(self, path_or_url: str) -> str:
         if self.base is None:
