@@ -252,6 +252,11 @@ class Layout:
             raise LayoutError(f"blob {digest} is not a regular file")
         return f
 
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The stored blob opened for reading, NOT verified (the caller hashes what it
+        reads); raises :class:`LayoutError` if absent or not a regular file."""
+        return self._open_blob(digest)
+
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         """True if the blob is present and verifies (digest and, if given, size)."""
         try:

@@ -71,7 +71,7 @@ class Source(Protocol):
         """A blob's bytes in chunks (the destination verifies them)."""
 
     def blob_file(self, desc: dict) -> IO[bytes] | None:
-        """A verified, seekable file of the blob if the source has one, else None."""
+        """A seekable file of the blob if the source has one (its reader verifies), else None."""
 
 
 class RegistrySource:
@@ -145,7 +145,8 @@ class LayoutSource:
                 yield chunk
 
     def blob_file(self, desc: dict) -> IO[bytes] | None:
-        return self.layout.open_verified_blob(desc["digest"], desc["size"])
+        # unverified here: uploads verify while sending (see _UploadReader)
+        return self.layout.open_blob(desc["digest"])
 
 
 # -- destinations -------------------------------------------------------------------
@@ -265,14 +266,46 @@ class RegistryDestination:
         return desc
 
 
+class _UploadReader:
+    """A blob file as an upload body: verified while it is sent (not in a pass of its
+    own), with a length and a rewind for an auth retry.
+
+    A mismatch raises :class:`~ketch.image.errors.DigestError` at the end of the
+    data, before the request completes, so the registry never commits it.
+    """
+
+    def __init__(self, f: IO[bytes], desc: dict) -> None:
+        self.f, self.desc = f, desc
+        self.seek(0)
+
+    def __len__(self) -> int:
+        return self.desc["size"] - self._verifier.count
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            raise ValueError("an upload body can only be rewound")
+        self.f.seek(0)
+        self._verifier = oci.Verifier(self.desc["digest"], self.desc["size"])
+        return 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n)
+        if chunk:
+            self._verifier.update(chunk)
+        else:
+            self._verifier.verify()
+        return chunk
+
+
 @contextlib.contextmanager
 def _blob_file(src: Source, desc: dict) -> Iterator[IO[bytes]]:
-    """The source's own file, or the blob spooled (and verified) into a temp file, so
-    an upload has a length and can be rewound after an auth challenge."""
+    """The source's own file (verified as it is read), or the blob spooled (and
+    verified) into a temp file, so an upload has a length and can be rewound
+    after an auth challenge."""
     f = src.blob_file(desc)
     if f is not None:
         with f:
-            yield f
+            yield _UploadReader(f, desc)  # type: ignore[misc]
         return
     with tempfile.TemporaryFile(prefix="ketch-blob-") as tmp:
         v = oci.Verifier(desc["digest"], desc["size"])

@@ -103,11 +103,8 @@ class RegistryClient:
                       status_forcelist=(429, 500, 502, 503, 504),
                       allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
                       respect_retry_after_header=True)
-        if cert_dir is not None:
-            adapter: HTTPAdapter = _context_adapter(cert_dir_context(cert_dir, tls_verify),
-                                                    max_retries=retry, pool_maxsize=8)
-        else:
-            adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
+        ctx = cert_dir_context(cert_dir, tls_verify) if cert_dir is not None else None
+        adapter: HTTPAdapter = _adapter(ctx, max_retries=retry, pool_maxsize=8)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.base: str | None = None
@@ -460,25 +457,23 @@ def cert_dir_context(cert_dir: str, verify: bool = True) -> ssl.SSLContext:
     return ctx
 
 
-def _context_adapter_class() -> type:
+# Upload bodies are sent in pieces of this size (http.client's default is 8 KiB,
+# which makes pushing large blobs CPU-bound on Python overhead).
+_SEND_BLOCK = 1 << 20
+
+
+def _adapter(ctx: ssl.SSLContext | None, **kw: object) -> requests.adapters.HTTPAdapter:
+    """An HTTPAdapter with large send blocks and, if given, a prepared SSL context."""
     from requests.adapters import HTTPAdapter
 
-    class ContextAdapter(HTTPAdapter):
-        """An adapter whose TLS connections use a prepared SSL context."""
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: object, **pool_kw: object) -> None:
+            pool_kw["blocksize"] = _SEND_BLOCK
+            if ctx is not None:
+                pool_kw["ssl_context"] = ctx
+            super().init_poolmanager(*args, **pool_kw)  # type: ignore[arg-type]
 
-        def __init__(self, ctx: ssl.SSLContext, **kw: object) -> None:
-            self._ctx = ctx
-            super().__init__(**kw)  # type: ignore[arg-type]
-
-        def init_poolmanager(self, *args: object, **kw: object) -> None:
-            kw["ssl_context"] = self._ctx
-            super().init_poolmanager(*args, **kw)  # type: ignore[arg-type]
-
-    return ContextAdapter
-
-
-def _context_adapter(ctx: ssl.SSLContext, **kw: object) -> requests.adapters.HTTPAdapter:
-    return _context_adapter_class()(ctx, **kw)
+    return Adapter(**kw)  # type: ignore[arg-type]
 
 
 def _with_query(location: str, **params: str) -> str:
