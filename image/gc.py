@@ -6,20 +6,18 @@ starts at every descriptor of ``index.json`` and follows image indexes
 blobs of other media types are kept when referenced but not opened. Runs under
 the layout's exclusive lock (:meth:`~ketch.image.layout.Layout.exclusive`),
 so it waits for running pulls/imports/copies and never removes a blob one of
-them has written but not yet tagged; leftovers of interrupted operations in
+them has written but not yet tagged; partial blobs interrupted writers left in
 ``.ketch-tmp/`` are removed too. If a referenced document cannot be read, gc
 refuses to delete anything.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 
 from ketch.image import oci
 from ketch.image.errors import DigestError, ImageError, LayoutError
-from ketch.image.layout import TMP_DIR, Layout
+from ketch.image.layout import Layout
 
 _MAX_DEPTH = 8
 
@@ -80,6 +78,5 @@ def gc(path: str, dry_run: bool = False) -> list[str]:
             if not dry_run:
                 os.unlink(p)
         if not dry_run:
-            with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(os.path.join(layout.path, TMP_DIR))
+            layout.remove_partial_blobs()
     return sorted(removed)

@@ -40,6 +40,7 @@ from ketch.image.errors import DigestError, LayoutError
 from ketch.image.oci import Verifier, parse_digest
 
 TMP_DIR = ".ketch-tmp"
+_BLOB_TMP_PREFIX = "blob-"
 _CHUNK = 1 << 20
 
 
@@ -69,7 +70,7 @@ class BlobWriter:
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
         os.makedirs(layout.tmp_dir, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix="blob-")
+        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
 
@@ -207,14 +208,38 @@ class Layout:
         return self._blobs_lock(fcntl.LOCK_SH)
 
     def hold_write_lock(self) -> None:
-        """Take the shared write lock (once) and keep it until :meth:`release`."""
+        """Take the shared write lock (once) and keep it until :meth:`release`.
+
+        When no other process holds it, the partial blobs an interrupted
+        writer left in the temp directory are removed first (an interrupted
+        pull resumes without them; the blobs it completed are kept).
+        """
         if self._write_lock is not None:
             return
         path = os.path.join(self.path, "blobs")
         os.makedirs(path, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another writer is running: its temp files are its own
+        else:
+            self.remove_partial_blobs()
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._write_lock = fd
+
+    def remove_partial_blobs(self) -> list[str]:
+        """Delete the temp files of unfinished blob writes; call only with the blobs lock
+        held exclusively (no writer running). Returns the names removed."""
+        removed = []
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.tmp_dir):
+                if name.startswith(_BLOB_TMP_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.tmp_dir, name))
+                        removed.append(name)
+        self.cleanup_tmp()
+        return removed
 
     def release(self) -> None:
         """Drop the write lock taken by the first blob write (if any)."""

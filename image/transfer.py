@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol
 
 from ketch.image import oci
-from ketch.image.errors import LayoutError, ManifestError, TransferInterrupted
+from ketch.image.errors import ImageError, LayoutError, ManifestError, TransferInterrupted
 from ketch.image.layout import Layout
 from ketch.image.platforms import Platform, host_platform, select_manifest
 
@@ -164,6 +164,10 @@ class Destination(Protocol):
         """Store a manifest/index (``tag`` None: by digest, as an index's child);
         returns the descriptor recorded."""
 
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        """The verified bytes of a small blob the destination already holds, else None
+        (spares a download of a config a previous, interrupted copy stored)."""
+
 
 class LayoutDestination:
     """Writes into the OCI image layout at ``path``; ``tag`` entries go to index.json.
@@ -221,6 +225,12 @@ class LayoutDestination:
             return desc
         return self.layout.set_tag(tag, desc)
 
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        try:
+            return self.layout.read_blob(desc["digest"], desc["size"])
+        except ImageError:
+            return None
+
 
 class RegistryDestination:
     """Pushes into one repository of a registry.
@@ -264,6 +274,9 @@ class RegistryDestination:
             return desc
         self.client.put_manifest(tag or desc["digest"], body, media_type)
         return desc
+
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        return None
 
 
 class _UploadReader:
@@ -399,7 +412,7 @@ def _copy_manifest(src: Source, dst: Destination, body: bytes, doc: dict, desc: 
         if layer.get("mediaType") not in oci.LAYER_TYPES:
             raise ManifestError(f"{where}: unsupported layer media type "
                                 f"{layer.get('mediaType')!r}")
-    config_bytes = src.small_blob(config_desc)
+    config_bytes = dst.stored_small_blob(config_desc) or src.small_blob(config_desc)
     config = oci.load_json(config_bytes, "image config")
     _check_config(config, doc)
     dst.put_blob(config_desc, _BytesSource(config_bytes), options.progress)

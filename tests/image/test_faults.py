@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,7 @@ def test_interrupted_pull_leaves_a_valid_layout(served: tuple[FakeRegistry, str]
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert fake.stalled.wait(60), "the pull never reached the big blob"
+        time.sleep(0.5)  # the small blobs, downloaded in parallel, are complete
         # the client has half of the blob on disk in a temp file: kill it hard
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -117,9 +119,17 @@ def test_interrupted_pull_leaves_a_valid_layout(served: tuple[FakeRegistry, str]
     check_layout(str(layout))
     run_ki("unpack", f"{layout}:v1", str(tmp_path / "bundle"))
     assert (tmp_path / "bundle/rootfs/etc/hostname").read_text() == "v1\n"
+    assert [n for n in os.listdir(layout / ".ketch-tmp") if n.startswith("blob-")], \
+        "the killed pull left no partial blob to clean up"
     del fake.faults[big]
-    run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    fake.log.clear()
+    p = run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    # the resumed pull fetches only what it did not finish, and drops the partial file
+    assert [x for x in fake.log if "/blobs/" in x] == [f"/v2/app/blobs/{big}"]
+    assert p.stderr.count("already present") == 2
+    assert not (layout / ".ketch-tmp").exists()
     check_layout(str(layout))
+    run_ki("validate", str(layout))
     run_ki("unpack", f"{layout}:v2", str(tmp_path / "bundle2"))
     assert (tmp_path / "bundle2/rootfs/big").stat().st_size == 3 * 1024 * 1024
 

@@ -139,7 +139,7 @@ def test_gc_removes_only_unreferenced_blobs(layout: Path, tmp_path: Path) -> Non
     (layout / ".ketch-tmp").mkdir()
     (layout / ".ketch-tmp/blob-partial").write_bytes(b"half")
     assert run_ki("gc", str(layout)).stdout == ""  # everything is referenced
-    assert not (layout / ".ketch-tmp").exists()
+    assert not (layout / ".ketch-tmp").exists()  # but the partial blob is gone
     run_ki("untag", f"{layout}:two")
     listed = set(run_ki("gc", "--dry-run", str(layout)).stdout.split())
     assert listed == only_two and all(blob(layout, d).exists() for d in only_two)
