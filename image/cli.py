@@ -27,6 +27,11 @@ def _warn(msg: str) -> None:
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
+    """Progress sink: nothing with -q, a live display on a terminal, else plain lines."""
+    if not quiet and sys.stderr.isatty():
+        from ketch.image.progress import TerminalProgress
+        return TerminalProgress(sys.stderr)
+
     def emit(msg: str) -> None:
         if not quiet:
             click.echo(msg, err=True)

@@ -50,6 +50,13 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+def _report_bytes(progress: Callable[[str], None], digest: str, done: int, total: int) -> None:
+    """Feed a live display (see :class:`~ketch.image.progress.TerminalProgress`), if any."""
+    blob_bytes = getattr(progress, "blob_bytes", None)
+    if blob_bytes is not None:
+        blob_bytes(digest, done, total)
+
+
 # -- sources ------------------------------------------------------------------------
 
 
@@ -211,6 +218,7 @@ class LayoutDestination:
                 with self.layout.blob_writer(digest, size) as w:
                     for chunk in src.blob_chunks(desc):
                         w.write(chunk)
+                        _report_bytes(progress, digest, w.size, size)
                     w.commit()
                 return
             except TransferInterrupted as e:
@@ -261,7 +269,7 @@ class RegistryDestination:
         if location is None:
             location, min_chunk = self.client.start_upload()
         progress(f"Copying blob {digest} ({size} bytes)")
-        with _blob_file(src, desc) as f:
+        with _blob_file(src, desc, progress) as f:
             if self.chunk_size and size > self.chunk_size:
                 self.client.upload_chunked(location, digest, f, size,
                                            max(self.chunk_size, min_chunk))
@@ -287,8 +295,9 @@ class _UploadReader:
     data, before the request completes, so the registry never commits it.
     """
 
-    def __init__(self, f: IO[bytes], desc: dict) -> None:
-        self.f, self.desc = f, desc
+    def __init__(self, f: IO[bytes], desc: dict,
+                 progress: Callable[[str], None] = _quiet) -> None:
+        self.f, self.desc, self.progress = f, desc, progress
         self.seek(0)
 
     def __len__(self) -> int:
@@ -305,20 +314,23 @@ class _UploadReader:
         chunk = self.f.read(n)
         if chunk:
             self._verifier.update(chunk)
+            _report_bytes(self.progress, self.desc["digest"], self._verifier.count,
+                          self.desc["size"])
         else:
             self._verifier.verify()
         return chunk
 
 
 @contextlib.contextmanager
-def _blob_file(src: Source, desc: dict) -> Iterator[IO[bytes]]:
+def _blob_file(src: Source, desc: dict,
+               progress: Callable[[str], None] = _quiet) -> Iterator[IO[bytes]]:
     """The source's own file (verified as it is read), or the blob spooled (and
     verified) into a temp file, so an upload has a length and can be rewound
     after an auth challenge."""
     f = src.blob_file(desc)
     if f is not None:
         with f:
-            yield _UploadReader(f, desc)  # type: ignore[misc]
+            yield _UploadReader(f, desc, progress)  # type: ignore[misc]
         return
     with tempfile.TemporaryFile(prefix="ketch-blob-") as tmp:
         v = oci.Verifier(desc["digest"], desc["size"])

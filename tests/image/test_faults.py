@@ -319,3 +319,39 @@ def test_index_entry_with_a_path_digest(served: tuple[FakeRegistry, str], tmp_pa
                                  str(tmp_path / "l"), check=False))
     assert "invalid digest 'sha256:../../../../etc/passwd'" in line
     assert not (tmp_path / "l").exists()
+
+
+def test_live_progress_on_a_terminal(served: tuple[FakeRegistry, str], tmp_path: Path) -> None:
+    import pty
+    import select
+
+    fake, src = served
+    big = _layer_digests(src, "v2")[1]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*ketch_image_cmd(), "pull", f"{fake.host}/app:v2",
+                             str(tmp_path / "layout")], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+        proc.wait(60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    text = out.decode()
+    assert "\x1b[" in text, "no in-place redraw on a terminal"
+    assert f"Copying blob {big[:19]} [{'=' * 24}] 3.1 MB / 3.1 MB" in text
+    assert "Stored sha256:" in text
+    check_layout(str(tmp_path / "layout"))
