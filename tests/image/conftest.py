@@ -94,7 +94,8 @@ def make_tls_cert(state: str) -> tuple[str, str]:
     return cert_path, key_path
 
 
-def start_registry(state: str, token: TokenServer | None = None, tls: bool = False) -> Registry:
+def start_registry(state: str, token: TokenServer | None = None, tls: bool = False,
+                   client_ca: str | None = None) -> Registry:
     port = free_port()
     storage = os.path.join(state, "storage")
     os.makedirs(storage, exist_ok=True)
@@ -109,6 +110,8 @@ def start_registry(state: str, token: TokenServer | None = None, tls: bool = Fal
     if tls:
         cert, key = make_tls_cert(state)
         tls_block, scheme = f"  tls:\n    certificate: {cert}\n    key: {key}\n", "https"
+        if client_ca:  # only clients with a certificate signed by this CA get in
+            tls_block += f"    clientcas:\n      - {client_ca}\n"
     config = os.path.join(state, "config.yml")
     with open(config, "w") as f:
         f.write(f"""version: 0.1
@@ -137,6 +140,9 @@ http:
         try:
             code = requests.get(f"{scheme}://{reg.host}/v2/", timeout=1, verify=False).status_code
             if code in (200, 401):
+                return reg
+        except requests.exceptions.SSLError:
+            if client_ca:  # the handshake itself answered: it wants a client certificate
                 return reg
         except requests.ConnectionError:
             pass

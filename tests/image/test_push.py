@@ -235,3 +235,67 @@ def test_zstd_layer_round_trip(registry: Registry, tmp_path: Path) -> None:
     assert (tmp_path / "bundle/rootfs/compressed-with").read_text() == "zstd\n"
     assert hashlib.sha256((tmp_path / "bundle/rootfs/bin/busybox").read_bytes()).hexdigest() == \
         hashlib.sha256(Path("/bin/busybox").read_bytes()).hexdigest()
+
+
+def _client_pki(d: Path) -> tuple[Path, Path, Path]:
+    """A CA and a client certificate it signed: (ca.pem, client.cert, client.key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: str, key, signer, ca: bool) -> x509.Certificate:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = build("ketch test client CA", "ketch test client CA", ca_key, ca_key, True)
+    client = build("ketch test client", "ketch test client CA", client_key, ca_key, False)
+    paths = d / "client-ca.pem", d / "client.cert", d / "client.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(client_key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return paths
+
+
+def test_client_certificate_from_cert_dir(debian_tools: None, busybox_layout: str,
+                                          tmp_path: Path) -> None:
+    from .conftest import start_registry
+
+    state = tmp_path / "state"
+    state.mkdir()
+    ca, cert, key = _client_pki(tmp_path)
+    reg = start_registry(str(state), tls=True, client_ca=str(ca))
+    try:
+        certs = tmp_path / "certs.d"
+        certs.mkdir()
+        shutil.copy(state / "tls.crt", certs / "ca.crt")
+        ref = f"{reg.host}/push/mtls:one"
+        p = run_ki("push", "--cert-dir", str(certs), f"{busybox_layout}:one", ref, check=False)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
+        shutil.copy(cert, certs / "client.cert")
+        p = run_ki("push", "--cert-dir", str(certs), f"{busybox_layout}:one", ref, check=False)
+        assert p.returncode == 1 and "has no" in p.stderr and "client.key" in p.stderr
+        shutil.copy(key, certs / "client.key")
+        run_ki("push", "--cert-dir", str(certs), f"{busybox_layout}:one", ref)
+        run_ki("pull", "--cert-dir", str(certs), ref, str(tmp_path / "back"))
+        assert layout_tags(str(tmp_path / "back"))["one"]["digest"] == \
+            layout_tags(busybox_layout)["one"]["digest"]
+    finally:
+        reg.stop()
