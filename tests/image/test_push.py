@@ -299,3 +299,24 @@ def test_client_certificate_from_cert_dir(debian_tools: None, busybox_layout: st
             layout_tags(busybox_layout)["one"]["digest"]
     finally:
         reg.stop()
+
+
+def test_insufficient_scope_is_answered_with_the_union(token_registry: Registry) -> None:
+    from ketch.image.reference import parse_reference
+    from ketch.image.registry.client import RegistryClient
+
+    assert token_registry.token is not None
+    token_registry.token.requests.clear()
+    ref = parse_reference(f"{token_registry.host}/push/scopes:x")
+    client = RegistryClient(ref, creds=(TOKEN_USER, TOKEN_PASS), actions=("pull",),
+                            mount_from=("push/other",))
+    try:
+        client.ping()
+        first = token_registry.token.requests[-1]["scopes"]
+        assert first == ["repository:push/scopes:pull", "repository:push/other:pull"]
+        location, _ = client.start_upload()  # needs push: a second challenge, a new token
+        assert location
+    finally:
+        client.close()
+    second = token_registry.token.requests[-1]["scopes"]
+    assert second[:2] == first and any("push" in s for s in second[2:]), second
