@@ -12,7 +12,7 @@ DEMO_DIR      ?= /tmp/ketch-demo
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
                  libseccomp-dev runc umoci skopeo docker-registry iproute2 procps
 
-.PHONY: all deps venv demo test lint conformance orchestrators bench clean
+.PHONY: all deps venv demo test lint conformance orchestrators bench bench-registry clean
 
 all: demo
 
@@ -74,6 +74,12 @@ orchestrators: venv
 # ketch run /bin/true beside runc run, interleaved in one run
 bench: venv
 	$(PY) benchmarks/run_true.py
+
+# ketch-image push/pull beside skopeo on a ~50 MB debootstrap image, interleaved
+bench-registry: venv
+	@command -v debootstrap >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	$(PY) benchmarks/registry_transfer.py
 
 lint: venv
 	$(BIN)/ruff check .
