@@ -257,13 +257,29 @@ def unpack(layout: str, bundle: str, platform: str | None, volumes: str) -> None
 @click.option("--raw", is_flag=True, help="Print the tagged manifest or index byte for byte.")
 @click.option("--config", "config_only", is_flag=True,
               help="Print the image config byte for byte.")
-def inspect(layout: str, platform: str | None, raw: bool, config_only: bool) -> None:
-    """Print the descriptor, manifest and config of LAYOUT[:TAG] as JSON."""
+@_registry_options
+def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, creds: str | None,
+            authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
+    """Print the descriptor, manifest and config of LAYOUT[:TAG] (or docker://REF) as JSON."""
     from ketch.image.image import resolve
     from ketch.image.layout import Layout
 
     if raw and config_only:
         raise click.UsageError("--raw and --config exclude each other")
+    if layout.startswith("docker://"):
+        from ketch.image.inspect_remote import inspect_remote
+        from ketch.image.reference import parse_reference
+
+        reference = parse_reference(layout)
+        result = inspect_remote(reference, platform=_platform(platform), raw=raw,
+                                config_only=config_only,
+                                creds=_creds_for(creds, authfile, reference),
+                                tls_verify=tls_verify, cert_dir=cert_dir)
+        if isinstance(result, bytes):
+            click.echo(result, nl=False)
+        else:
+            click.echo(json.dumps(result, indent=2))
+        return
     path, tag = parse_layout_arg(layout)
     store = Layout.open(path)
     if raw:

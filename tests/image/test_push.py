@@ -320,3 +320,19 @@ def test_insufficient_scope_is_answered_with_the_union(token_registry: Registry)
         client.close()
     second = token_registry.token.requests[-1]["scopes"]
     assert second[:2] == first and any("push" in s for s in second[2:]), second
+
+
+def test_inspect_a_registry_image(registry: Registry, tmp_path: Path) -> None:
+    src = str(tmp_path / "src")
+    idx = _multi(src)
+    ref = f"{registry.host}/push/inspect:1"
+    run_ki("push", f"{src}:multi", ref)
+    raw = run_ki("inspect", "--raw", f"docker://{ref}").stdout.encode()
+    assert raw == (Path(src) / "blobs" / idx["digest"].replace(":", "/")).read_bytes()
+    out = json.loads(run_ki("inspect", "--platform", "linux/arm64", f"docker://{ref}").stdout)
+    assert out["descriptor"]["digest"] == idx["digest"]
+    assert out["config"]["architecture"] == "arm64" and len(out["index"]["manifests"]) == 3
+    config = run_ki("inspect", "--config", "--platform", "linux/ppc64le", f"docker://{ref}").stdout
+    assert json.loads(config)["architecture"] == "ppc64le"
+    p = run_ki("inspect", f"docker://{registry.host}/push/none:x", check=False)
+    assert p.returncode == 1 and "MANIFEST_UNKNOWN" in p.stderr
