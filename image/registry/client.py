@@ -402,6 +402,8 @@ class RegistryClient:
                                         f"{_error_text(r)}")
                 location = r.headers.get("Location") or location
             offset = end + 1
+        if f.read(1):  # at the end a verifying reader checks the digest (and the size here)
+            raise RegistryError(f"upload of blob {digest}: file longer than {size} bytes")
         r = self._request("PUT", _with_query(location, digest=digest), {"Content-Length": "0"})
         with r:
             if r.status_code != 201:

@@ -336,3 +336,31 @@ def test_inspect_a_registry_image(registry: Registry, tmp_path: Path) -> None:
     assert json.loads(config)["architecture"] == "ppc64le"
     p = run_ki("inspect", f"docker://{registry.host}/push/none:x", check=False)
     assert p.returncode == 1 and "MANIFEST_UNKNOWN" in p.stderr
+
+
+def test_push_by_digest_and_corrupt_chunked(registry: Registry, busybox_layout: str,
+                                            tmp_path: Path) -> None:
+    digest = layout_tags(busybox_layout)["one"]["digest"]
+    p = run_ki("push", f"{busybox_layout}:one", f"{registry.host}/push/bydigest@{digest}")
+    assert p.stdout.strip() == digest
+    assert skopeo_inspect(f"{registry.host}/push/bydigest@{digest}", "--no-tags")["Digest"] == digest
+    other = layout_tags(busybox_layout)["two"]["digest"]
+    p = run_ki("push", f"{busybox_layout}:one", f"{registry.host}/push/bydigest@{other}",
+               check=False)
+    assert p.returncode == 1 and f"is {digest}, not {other}" in p.stderr
+    # a corrupt blob sent in chunks is caught by ketch-image before the final PUT
+    broken = tmp_path / "broken"
+    shutil.copytree(busybox_layout, broken)
+    manifest = read_doc(str(broken), digest)
+    layer = broken / "blobs" / manifest["layers"][0]["digest"].replace(":", "/")
+    data = bytearray(layer.read_bytes())
+    data[-10] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    before = len(access_log(registry))
+    p = run_ki("push", "--chunk-size", "200000", f"{broken}:one",
+               f"{registry.host}/push/brokenchunks:one", check=False)
+    assert p.returncode == 1 and "digest mismatch" in p.stderr
+    later = access_log(registry)[before:]
+    assert [x for x in later if x[0] == "PATCH"]
+    bad = manifest["layers"][0]["digest"].replace(":", "%3A")
+    assert not [x for x in later if x[0] == "PUT" and bad in x[1]]
