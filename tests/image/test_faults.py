@@ -355,3 +355,31 @@ def test_live_progress_on_a_terminal(served: tuple[FakeRegistry, str], tmp_path:
     assert f"Copying blob {big[:19]} [{'=' * 24}] 3.1 MB / 3.1 MB" in text
     assert "Stored sha256:" in text
     check_layout(str(tmp_path / "layout"))
+
+
+@pytest.mark.parametrize("jobs", ["4", "1"])
+def test_layers_download_in_parallel(served: tuple[FakeRegistry, str], tmp_path: Path,
+                                     jobs: str) -> None:
+    fake, src = served
+    first, big = _layer_digests(src, "v2")
+    fake.faults[first] = "stall"
+    layout = tmp_path / "layout"
+    proc = subprocess.Popen([*ketch_image_cmd(), "pull", "-j", jobs, f"{fake.host}/app:v2",
+                             str(layout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert fake.stalled.wait(60), "the pull never reached the first layer"
+        deadline = time.monotonic() + (10 if jobs == "4" else 1)
+        while time.monotonic() < deadline and f"/v2/app/blobs/{big}" not in fake.log:
+            time.sleep(0.05)
+        # with 4 jobs the second layer is fetched while the first is stuck; with 1 it waits
+        assert (f"/v2/app/blobs/{big}" in fake.log) == (jobs == "4")
+        del fake.faults[first]
+        fake.release.set()  # the stuck download breaks off and is fetched again
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert b"Retrying blob" in err
+    check_layout(str(layout))
