@@ -8,9 +8,10 @@ PY            := $(VENV)/bin/python
 BIN           := $(VENV)/bin
 DEMO_DIR      ?= /tmp/ketch-demo
 # Packages the runtime, the image tool and the tests need (the tests compare
-# against runc/umoci/skopeo and run a real registry).
+# against runc/umoci/skopeo and run a real registry; apache2-utils makes its htpasswd).
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
-                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps
+                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps \
+                 apache2-utils
 
 .PHONY: all deps venv demo test lint conformance orchestrators bench bench-registry clean
 

@@ -364,3 +364,33 @@ def test_push_by_digest_and_corrupt_chunked(registry: Registry, busybox_layout: 
     assert [x for x in later if x[0] == "PATCH"]
     bad = manifest["layers"][0]["digest"].replace(":", "%3A")
     assert not [x for x in later if x[0] == "PUT" and bad in x[1]]
+
+
+def test_htpasswd_registry(basic_registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
+    from .conftest import BASIC_PASS, BASIC_USER
+
+    ref = f"{basic_registry.host}/basic/app:one"
+    p = run_ki("push", f"{busybox_layout}:one", ref, check=False)
+    assert p.returncode == 1 and "requires credentials" in p.stderr
+    p = run_ki("push", "--creds", f"{BASIC_USER}:wrong", f"{busybox_layout}:one", ref,
+               check=False)
+    assert p.returncode == 1 and "access denied" in p.stderr
+    creds = f"{BASIC_USER}:{BASIC_PASS}"
+    run_ki("push", "--creds", creds, f"{busybox_layout}:one", ref)
+    info = skopeo_inspect(ref, "--creds", creds)
+    assert info["Digest"] == layout_tags(busybox_layout)["one"]["digest"]
+    run_ki("pull", "--creds", creds, ref, str(tmp_path / "back"))
+    check_layout(str(tmp_path / "back"))
+    assert run_ki("tags", "--creds", creds, f"{basic_registry.host}/basic/app").stdout.split() \
+        == ["one"]
+    auth = tmp_path / "auth.json"
+    p = run_ki("login", "--authfile", str(auth), "-u", BASIC_USER, "-p", "nope",
+               basic_registry.host, check=False)
+    assert p.returncode == 1 and not auth.exists()
+    run_ki("login", "--authfile", str(auth), "-u", BASIC_USER, "-p", BASIC_PASS,
+           basic_registry.host)
+    run_ki("copy", "--authfile", str(auth), f"docker://{ref}",
+           f"docker://{basic_registry.host}/basic/copy:one")
+    run_ki("pull", "--authfile", str(auth), f"{basic_registry.host}/basic/copy:one",
+           str(tmp_path / "l2"))
+    assert layout_tags(str(tmp_path / "l2"))["one"]["digest"] == info["Digest"]
