@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol
 
 from ketch.image import oci
-from ketch.image.errors import ImageError, LayoutError, ManifestError, TransferInterrupted
+from ketch.image.errors import (
+    BlobUnknown,
+    ImageError,
+    LayoutError,
+    ManifestError,
+    RegistryError,
+    TransferInterrupted,
+)
 from ketch.image.layout import Layout
 from ketch.image.platforms import Platform, host_platform, select_manifest
 
@@ -111,7 +118,27 @@ class RegistrySource:
         return data
 
     def blob_chunks(self, desc: dict) -> Iterator[bytes]:
-        return self.client.blob_chunks(desc["digest"])
+        """From the registry; a blob it does not have is fetched from the descriptor's
+        ``urls`` (foreign / non-distributable layers), without credentials."""
+        digest = desc["digest"]
+        urls = desc.get("urls")
+        if not isinstance(urls, list) or not urls:
+            yield from self.client.blob_chunks(digest)
+            return
+        try:
+            yield from self.client.blob_chunks(digest)
+            return
+        except BlobUnknown as e:
+            errors = [str(e)]
+        for url in urls:
+            try:
+                yield from self.client.foreign_chunks(str(url), digest)
+                return
+            except TransferInterrupted:
+                raise
+            except RegistryError as e:
+                errors.append(str(e))
+        raise RegistryError("; ".join(errors))
 
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         return None

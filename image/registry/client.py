@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ketch.image import oci
-from ketch.image.errors import AuthError, RegistryError, TransferInterrupted
+from ketch.image.errors import AuthError, BlobUnknown, RegistryError, TransferInterrupted
 from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
@@ -292,9 +292,34 @@ class RegistryClient:
         oci.validate_digest(digest)
         r = self._get(f"blobs/{digest}", {}, stream=True)
         with r:
+            if r.status_code == 404:
+                raise BlobUnknown(f"blob {digest}: {_error_text(r)}")
             if r.status_code != 200:
                 raise RegistryError(f"blob {digest}: {_error_text(r)}")
             yield from _raw_chunks(r, f"blob {digest}")
+
+    def foreign_chunks(self, url: str, digest: str) -> Iterator[bytes]:
+        """Stream a blob from a descriptor's ``urls`` entry (image-spec descriptor.md).
+
+        Never with the registry's credentials (the URL is another server's);
+        ``https`` only, unless ``tls_verify`` is off or the URL's host is a
+        loopback one. The caller verifies digest and size.
+        """
+        import requests
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError(f"blob {digest}: unusable URL {url!r}")
+        if parts.scheme == "http" and not (not self.tls_verify or is_loopback(parts.hostname)):
+            raise RegistryError(f"blob {digest}: refusing plain-http URL {url!r}")
+        try:
+            r = self.session.get(url, stream=True, timeout=self.timeout, verify=self.tls_verify)
+        except requests.RequestException as e:
+            raise RegistryError(f"blob {digest} from {url}: {e}") from None
+        with r:
+            if r.status_code != 200:
+                raise RegistryError(f"blob {digest} from {url}: HTTP {r.status_code}")
+            yield from _raw_chunks(r, f"blob {digest} from {url}")
 
     def list_tags(self, page_size: int | None = None) -> list[str]:
         """All tags of the repository, following ``Link: <...>; rel="next"`` pages.

@@ -20,7 +20,8 @@ an index (and an index under that of a manifest); ``"corrupt"`` changes its byte
 ``tags_link_host`` makes that Link point at another host instead.
 ``redirect_host`` makes blob GETs answer 307 to ``http://<redirect_host>/storage/<digest>``
 (served here without auth; ``storage_auth`` records the Authorization header each got;
-with ``storage_rejects_auth`` a request carrying one gets ``403``).
+with ``storage_rejects_auth`` a request carrying one gets ``403``). ``foreign`` blobs
+exist only under ``/storage/`` (a foreign layer's ``urls``), never as registry blobs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class FakeRegistry:
         self.redirect_host: str | None = None
         self.tags_link_host: str | None = None
         self.storage_rejects_auth = False
+        self.foreign: dict[str, bytes] = {}  # served only under /storage/, not as blobs
         self.unavailable: dict[str, int] = {}
         self.bearer_realm: str | None = None
         self.storage_auth: list[str | None] = []
@@ -178,6 +180,8 @@ class FakeRegistry:
 
             def _blob(self, digest: str, redirect: bool = True) -> None:
                 data = fake.blobs.get(digest)
+                if data is None and not redirect:
+                    data = fake.foreign.get(digest)
                 if data is None:
                     self._error(404, "BLOB_UNKNOWN")
                     return

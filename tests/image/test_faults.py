@@ -383,3 +383,31 @@ def test_layers_download_in_parallel(served: tuple[FakeRegistry, str], tmp_path:
     assert proc.returncode == 0, err
     assert b"Retrying blob" in err
     check_layout(str(layout))
+
+
+def test_foreign_layer_urls_get_no_credentials(fake_registry: FakeRegistry,
+                                               tmp_path: Path) -> None:
+    import json
+    b = LayoutBuilder(str(tmp_path / "src"))
+    desc = b.image([[D("etc"), F("etc/hostname", b"foreign\n")]])
+    manifest = json.loads((tmp_path / "src/blobs/sha256" / desc["digest"][7:]).read_bytes())
+    layer = manifest["layers"][0]
+    layer["urls"] = ["http://192.0.2.1/plain-http-to-a-remote-host-is-refused",
+                     f"http://localhost:{fake_registry.port}/storage/{layer['digest']}"]
+    b.tag("foreign", b.blob(json.dumps(manifest).encode(), desc["mediaType"]))
+    fake_registry.load_layout(str(tmp_path / "src"), "foreign")
+    fake_registry.foreign[layer["digest"]] = fake_registry.blobs.pop(layer["digest"])
+    fake_registry.basic = ("bob", "pw")
+    fake_registry.storage_rejects_auth = True
+    layout = tmp_path / "layout"
+    run_ki("pull", "--creds", "bob:pw", f"{fake_registry.host}/app:foreign", str(layout))
+    assert fake_registry.storage_auth == [None]
+    assert f"/v2/app/blobs/{layer['digest']}" in fake_registry.log  # the registry first
+    assert_valid(layout)
+    run_ki("unpack", f"{layout}:foreign", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle/rootfs/etc/hostname").read_text() == "foreign\n"
+    # with no usable URL the error names each attempt
+    del fake_registry.foreign[layer["digest"]]
+    line = one_line_error(run_ki("pull", "--creds", "bob:pw", f"{fake_registry.host}/app:foreign",
+                                 str(tmp_path / "l2"), check=False))
+    assert "BLOB_UNKNOWN" in line and "refusing plain-http URL" in line and "HTTP 404" in line
