@@ -129,3 +129,38 @@ def test_failed_copy_leaves_the_archive_untouched(busybox_layout: str, tmp_path:
                          ("oci:/x:bad tag", "invalid tag")]:
         p = run_ki("copy", bad, f"oci:{tmp_path / 'o'}", check=False)
         assert p.returncode == 1 and message in p.stderr, p.stderr
+
+
+def test_multi_arch_layouts_between_ketch_skopeo_and_umoci(registry: Registry,
+                                                           tmp_path: Path) -> None:
+    b = LayoutBuilder(str(tmp_path / "src"))
+    entries = []
+    for arch in ("amd64", "arm64"):
+        d = b.image([[*busybox_entries()[:2], F("platform", arch.encode())]], arch=arch)
+        entries.append((d, {"os": "linux", "architecture": arch}))
+    idx = b.index(entries)
+    b.tag("multi", idx)
+    ref = f"{registry.host}/copy/interop:multi"
+    run_ki("push", f"{tmp_path / 'src'}:multi", ref)
+    # ketch-image writes the index layout; skopeo copies it whole, umoci unpacks a manifest
+    ours = tmp_path / "ours"
+    run_ki("pull", "--all-platforms", ref, str(ours))
+    theirs = tmp_path / "skopeo-from-ours"
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--all", f"oci:{ours}:multi",
+                    f"oci:{theirs}:m"], check=True, capture_output=True, timeout=60)
+    assert layout_tags(str(theirs))["m"]["digest"] == idx["digest"]
+    run_ki("copy", f"oci:{ours}:multi", f"oci:{tmp_path / 'single'}:amd",
+           "--platform", "linux/amd64")
+    subprocess.run(["umoci", "unpack", "--image", f"{tmp_path / 'single'}:amd",
+                    str(tmp_path / "ub")], check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "ub/rootfs/platform").read_text() == "amd64"
+    # skopeo writes the index layout; ketch-image validates, unpacks and pushes it
+    sk = tmp_path / "skopeo"
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--all",
+                    "--src-tls-verify=false", f"docker://{ref}", f"oci:{sk}:s"],
+                   check=True, capture_output=True, timeout=60)
+    run_ki("validate", str(sk))
+    run_ki("unpack", "--platform", "linux/arm64", f"{sk}:s", str(tmp_path / "kb"))
+    assert (tmp_path / "kb/rootfs/platform").read_text() == "arm64"
+    assert run_ki("push", f"{sk}:s", f"{registry.host}/copy/interop:again").stdout.strip() == \
+        idx["digest"]
