@@ -250,3 +250,20 @@ def test_ketch_reads_what_skopeo_and_umoci_write(debian_tools: None, busybox_lay
     assert run_ki("ls", str(um)).stdout.split() == ["base"]
     run_ki("unpack", f"{um}:base", str(tmp_path / "b2"))
     assert (tmp_path / "b2/rootfs/hello").read_text() == "from umoci\n"
+
+
+def test_concurrent_writers_lose_no_tag(layout: Path, tmp_path: Path) -> None:
+    # eight processes add a tag each, two import into the same layout meanwhile
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc/hostname").write_text("imported\n")
+    procs = [subprocess.Popen([*ketch_image_cmd(), "tag", f"{layout}:two", f"t{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(8)]
+    procs += [subprocess.Popen([*ketch_image_cmd(), "import", str(rootfs), f"{layout}:imp{i}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    tags = run_ki("ls", str(layout)).stdout.split()
+    assert sorted(tags) == sorted(["two", "one", *[f"t{i}" for i in range(8)], "imp0", "imp1"])
+    run_ki("validate", str(layout))
