@@ -1,9 +1,11 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``push``, ``import``, ``unpack``, ``inspect``, ``validate``,
-``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``copy``, ``login``, ``logout``. Each only turns
-options into library calls (the logic lives in one module per command); every :class:`~ketch.image.errors.ImageError` (and OS error)
-becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
+Commands: ``pull``, ``push``, ``copy``, ``import``, ``unpack``, ``inspect``,
+``validate``, ``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``login``,
+``logout``. Each only turns options into library calls (the logic lives in one
+module per command); every :class:`~ketch.image.errors.ImageError` (and OS
+error) becomes one line ``ketch-image: error: <message>`` on stderr and exit
+status 1.
 ``requests`` is only imported by the commands that talk to a registry.
 """
 
@@ -48,7 +50,7 @@ def _platform(value: str | None) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name=PROG)
 def cli() -> None:
-    """Pull, import, unpack and inspect OCI images in OCI image layouts."""
+    """Pull, push, copy, import, unpack, inspect and manage OCI images and image layouts."""
 
 
 def _creds(value: str | None) -> tuple[str, str] | None:
