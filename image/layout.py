@@ -247,6 +247,11 @@ class Layout:
             os.close(self._write_lock)
             self._write_lock = None
 
+    def __del__(self) -> None:
+        # a Layout dropped without release() (an import, a library caller) must not
+        # keep gc waiting for the rest of the process's life
+        self.release()
+
     def exclusive(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive lock for garbage collection: no writer is between blob and tag."""
         return self._blobs_lock(fcntl.LOCK_EX)

@@ -267,3 +267,30 @@ def test_concurrent_writers_lose_no_tag(layout: Path, tmp_path: Path) -> None:
     tags = run_ki("ls", str(layout)).stdout.split()
     assert sorted(tags) == sorted(["two", "one", *[f"t{i}" for i in range(8)], "imp0", "imp1"])
     run_ki("validate", str(layout))
+
+
+def test_write_lock_is_released_with_the_layout(layout: Path) -> None:
+    import fcntl
+
+    from ketch.image.layout import Layout
+
+    def gc_could_run() -> bool:
+        fd = os.open(layout / "blobs", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    writer = Layout.open(str(layout))
+    writer.write_blob(b"some bytes")
+    assert not gc_could_run()
+    writer.release()
+    assert gc_could_run()
+    writer = Layout.open(str(layout))
+    writer.write_blob(b"other bytes")
+    assert not gc_could_run()
+    del writer
+    assert gc_could_run()
