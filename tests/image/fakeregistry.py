@@ -12,7 +12,7 @@ from in-memory documents. Per-digest faults for blobs:
 ``manifest_faults[ref] = "content-type"`` serves a manifest under the media type of
 an index (and an index under that of a manifest); ``"corrupt"`` changes its bytes.
 ``unavailable[path] = n`` answers the next ``n`` GETs of ``path`` with ``503`` and
-``Retry-After: 0``. ``bearer_realm`` makes ``/v2/`` requests need a Bearer token
+``Retry-After: <retry_after>`` (seconds, default 0). ``bearer_realm`` makes ``/v2/`` requests need a Bearer token
 (any) and challenges with that realm.
 
 ``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
@@ -45,6 +45,7 @@ class FakeRegistry:
         self.storage_rejects_auth = False
         self.foreign: dict[str, bytes] = {}  # served only under /storage/, not as blobs
         self.unavailable: dict[str, int] = {}
+        self.retry_after = "0"
         self.bearer_realm: str | None = None
         self.storage_auth: list[str | None] = []
         self.stalled = threading.Event()
@@ -122,7 +123,8 @@ class FakeRegistry:
                     return
                 if fake.unavailable.get(self.path, 0) > 0:
                     fake.unavailable[self.path] -= 1
-                    self._send(503, b"busy", "text/plain", headers={"Retry-After": "0"})
+                    self._send(503, b"busy", "text/plain",
+                               headers={"Retry-After": fake.retry_after})
                     return
                 if fake.bearer_realm is not None and not (
                         self.headers.get("Authorization") or "").startswith("Bearer "):

@@ -233,8 +233,15 @@ def test_503_then_success(served: tuple[FakeRegistry, str], tmp_path: Path) -> N
     run_ki("pull", f"{fake.host}/app:v1", str(layout))
     assert fake.unavailable == {"/v2/app/manifests/v1": 0, f"/v2/app/blobs/{layer}": 0}
     assert_valid(layout)
-    fake.unavailable["/v2/app/manifests/v2"] = 10  # more than the retries
-    assert "503" in one_line_error(run_ki("pull", f"{fake.host}/app:v2", str(layout),
+    # Retry-After is honoured
+    fake.retry_after = "1"
+    fake.unavailable["/v2/app/manifests/v2"] = 1
+    started = time.monotonic()
+    run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    assert time.monotonic() - started >= 1.0
+    fake.retry_after = "0"
+    fake.unavailable["/v2/app/manifests/v1"] = 10  # more than the retries
+    assert "503" in one_line_error(run_ki("pull", f"{fake.host}/app:v1", str(layout),
                                           check=False))
     assert_valid(layout)
 
