@@ -318,8 +318,10 @@ class _UploadReader:
     """A blob file as an upload body: verified while it is sent (not in a pass of its
     own), with a length and a rewind for an auth retry.
 
-    A mismatch raises :class:`~ketch.image.errors.DigestError` at the end of the
-    data, before the request completes, so the registry never commits it.
+    A mismatch raises :class:`~ketch.image.errors.DigestError` once the last
+    byte is read (too many bytes: before they are sent). A monolithic upload
+    has then sent its body, but the registry checks the ``digest`` it was given
+    and refuses the blob; a chunked upload stops before its final ``PUT``.
     """
 
     def __init__(self, f: IO[bytes], desc: dict,
