@@ -402,9 +402,11 @@ def login(registry: str, username: str | None, password: str | None, password_st
           authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
     """Check credentials against REGISTRY and save them (auth file or credential helper)."""
     from ketch.image.login import login as do_login
+    from ketch.image.login import registry_host
 
     if password is not None and password_stdin:
         raise click.UsageError("--password and --password-stdin exclude each other")
+    registry_host(registry)  # a malformed REGISTRY fails before any prompt
     if username is None:
         username = click.prompt("Username")
     if password_stdin:

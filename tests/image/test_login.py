@@ -131,6 +131,15 @@ def test_helpers(helper_env: dict[str, str], tmp_path: Path) -> None:
         credentials.lookup("a.example")
 
 
+def test_login_refuses_a_bad_registry_before_prompting(tmp_path: Path) -> None:
+    env = {**os.environ, "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
+    for bad in ("bad host!", "docker.io/library/x", "UPPER/x"):
+        p = ki("login", bad, env=env, check=False, stdin="")
+        assert p.returncode == 1 and "invalid registry" in p.stderr, p.stderr
+        assert "Username" not in p.stdout + p.stderr
+    assert not (tmp_path / "auth.json").exists()
+
+
 def test_same_site() -> None:
     assert same_site("auth.docker.io", "registry-1.docker.io")
     assert same_site("127.0.0.1", "127.0.0.1")
