@@ -294,3 +294,15 @@ def test_write_lock_is_released_with_the_layout(layout: Path) -> None:
     assert not gc_could_run()
     del writer
     assert gc_could_run()
+
+
+def test_path_digest_in_index_json(layout: Path, tmp_path: Path) -> None:
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["digest"] = "sha256:../../../../etc/passwd"
+    (layout / "index.json").write_text(json.dumps(index))
+    assert any("invalid digest 'sha256:../../../../etc/passwd'" in p for p in invalid(layout))
+    p = run_ki("gc", str(layout), check=False)
+    assert p.returncode == 1 and "invalid digest" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = run_ki("push", f"{layout}:two", "127.0.0.1:1/x:y", check=False)
+    assert p.returncode == 1 and "invalid digest" in p.stderr
