@@ -8,11 +8,12 @@ PY            := $(VENV)/bin/python
 BIN           := $(VENV)/bin
 DEMO_DIR      ?= /tmp/ketch-demo
 # Packages the runtime, the image tool and the tests need (the tests compare
-# against runc/umoci/skopeo and run a real registry).
+# against runc/umoci/skopeo and run a real registry; apache2-utils makes its htpasswd).
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
-                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps
+                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps \
+                 apache2-utils
 
-.PHONY: all deps venv demo test lint conformance orchestrators bench clean
+.PHONY: all deps venv demo test lint conformance orchestrators bench bench-registry clean
 
 all: demo
 
@@ -74,6 +75,12 @@ orchestrators: venv
 # ketch run /bin/true beside runc run, interleaved in one run
 bench: venv
 	$(PY) benchmarks/run_true.py
+
+# ketch-image push/pull beside skopeo on a ~50 MB debootstrap image, interleaved
+bench-registry: venv
+	@command -v debootstrap >/dev/null || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	$(PY) benchmarks/registry_transfer.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,9 +1,12 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``import``, ``unpack``, ``inspect``. Each only turns options
-into library calls; every :class:`~ketch.image.errors.ImageError` (and OS error)
-becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
-``requests`` is only imported by ``pull``.
+Commands: ``pull``, ``push``, ``copy``, ``import``, ``unpack``, ``inspect``,
+``validate``, ``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``login``,
+``logout``. Each only turns options into library calls (the logic lives in one
+module per command); every :class:`~ketch.image.errors.ImageError` (and OS
+error) becomes one line ``ketch-image: error: <message>`` on stderr and exit
+status 1.
+``requests`` is only imported by the commands that talk to a registry.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ def _warn(msg: str) -> None:
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
+    """Progress sink: nothing with -q, a live display on a terminal, else plain lines."""
+    if not quiet and sys.stderr.isatty():
+        from ketch.image.progress import TerminalProgress
+        return TerminalProgress(sys.stderr)
+
     def emit(msg: str) -> None:
         if not quiet:
             click.echo(msg, err=True)
@@ -42,7 +50,45 @@ def _platform(value: str | None) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name=PROG)
 def cli() -> None:
-    """Pull, import, unpack and inspect OCI images in OCI image layouts."""
+    """Pull, push, copy, import, unpack, inspect and manage OCI images and image layouts."""
+
+
+def _creds(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise click.BadParameter("expected USER:PASS", param_hint="--creds")
+    return (user, password)
+
+
+def _creds_for(value: str | None, authfile: str | None, ref: Any) -> tuple[str, str] | None:
+    """--creds if given, else what the auth file (or its helper) holds for ``ref``."""
+    if value is not None:
+        return _creds(value)
+    from ketch.image.registry.credentials import lookup
+    return lookup(ref.registry, ref.repository, authfile)
+
+
+_AUTHFILE = click.option("--authfile", type=click.Path(dir_okay=False), metavar="FILE",
+                         help="Auth file (default: $REGISTRY_AUTH_FILE or "
+                              "~/.docker/config.json).")
+
+
+def _registry_options(f: Callable) -> Callable:
+    """--creds, --authfile, --tls-verify, --cert-dir: how to reach and log in to a registry."""
+    f = _AUTHFILE(f)
+    f = click.option("--cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+                     help="CA certificates (*.crt) and client certificate (*.cert/*.key).")(f)
+    f = click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
+                     help="Verify TLS certificates; false also allows plain HTTP.")(f)
+    f = click.option("--creds", metavar="USER:PASS",
+                     help="Credentials for the registry/token server.")(f)
+    return f
+
+
+_JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+                     help="Blobs transferred at once.")
 
 
 @cli.command()
@@ -50,11 +96,12 @@ def cli() -> None:
 @click.argument("layout")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from an index (default: this host).")
-@click.option("--creds", metavar="USER:PASS", help="Credentials for the registry/token server.")
-@click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
-              help="Verify TLS certificates; false also allows plain HTTP.")
+@click.option("--all-platforms", is_flag=True, help="Pull every manifest of an index.")
+@_registry_options
+@_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def pull(ref: str, layout: str, platform: str | None, creds: str | None, tls_verify: bool,
+def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds: str | None,
+         authfile: str | None, tls_verify: bool, cert_dir: str | None, jobs: int,
          quiet: bool) -> None:
     """Pull REF from a registry into LAYOUT[:TAG] (default tag: REF's tag or latest)."""
     from ketch.image.pull import pull as do_pull
@@ -63,15 +110,82 @@ def pull(ref: str, layout: str, platform: str | None, creds: str | None, tls_ver
     reference = parse_reference(ref)
     path, tag = parse_layout_arg(layout, default_tag=None)
     tag = tag or reference.tag or DEFAULT_TAG
-    credentials = None
-    if creds is not None:
-        user, sep, password = creds.partition(":")
-        if not sep or not user:
-            raise click.BadParameter("expected USER:PASS", param_hint="--creds")
-        credentials = (user, password)
-    result = do_pull(reference, path, tag, platform=_platform(platform), creds=credentials,
-                     tls_verify=tls_verify, progress=_progress(quiet))
+    if all_platforms and platform:
+        raise click.UsageError("--platform and --all-platforms exclude each other")
+    result = do_pull(reference, path, tag, platform=_platform(platform),
+                     creds=_creds_for(creds, authfile, reference),
+                     tls_verify=tls_verify, cert_dir=cert_dir, all_platforms=all_platforms,
+                     jobs=jobs, progress=_progress(quiet))
     click.echo(result.descriptor["digest"])
+
+
+@cli.command()
+@click.argument("layout")
+@click.argument("ref")
+@_registry_options
+@click.option("--mount-from", multiple=True, metavar="REPO",
+              help="Repository of the same registry to mount blobs from (repeatable).")
+@click.option("--chunk-size", type=click.IntRange(1), metavar="BYTES",
+              help="Upload blobs larger than this in PATCH chunks of this size.")
+@_JOBS
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
+         cert_dir: str | None, mount_from: tuple[str, ...], chunk_size: int | None, jobs: int,
+         quiet: bool) -> None:
+    """Push LAYOUT[:TAG] (a manifest, or an index with all its manifests) to REF."""
+    from ketch.image.push import push as do_push
+    from ketch.image.reference import parse_reference
+
+    path, tag = parse_layout_arg(layout)
+    reference = parse_reference(ref)
+    for repo in mount_from:
+        parse_reference(f"{reference.registry}/{repo}")  # validates the repository name
+    desc = do_push(path, tag or DEFAULT_TAG, reference,
+                   creds=_creds_for(creds, authfile, reference),
+                   tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
+                   chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet))
+    click.echo(desc["digest"])
+
+
+@cli.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("-a", "--all", "all_platforms", is_flag=True,
+              help="Copy every manifest of an index (default: one platform).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from an index (default: this host).")
+@click.option("--src-creds", metavar="USER:PASS", help="Credentials for a SRC registry.")
+@click.option("--dest-creds", metavar="USER:PASS", help="Credentials for a DST registry.")
+@click.option("--src-tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify the SRC registry's TLS certificate.")
+@click.option("--dest-tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify the DST registry's TLS certificate.")
+@click.option("--src-cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="certs.d-style directory for the SRC registry.")
+@click.option("--dest-cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="certs.d-style directory for the DST registry.")
+@_AUTHFILE
+@_JOBS
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_creds: str | None,
+         dest_creds: str | None, src_tls_verify: bool, dest_tls_verify: bool,
+         src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None, jobs: int,
+         quiet: bool) -> None:
+    """Copy an image: SRC and DST are docker://REF, oci:PATH[:TAG] or oci-archive:FILE[:TAG]."""
+    from ketch.image.copy import Access
+    from ketch.image.copy import copy as do_copy
+    from ketch.image.transports import parse_location
+
+    if all_platforms and platform:
+        raise click.UsageError("--platform and --all exclude each other")
+    source, dest = parse_location(src), parse_location(dst)
+    src_auth = _creds_for(src_creds, authfile, source.ref) if source.ref else None
+    dst_auth = _creds_for(dest_creds, authfile, dest.ref) if dest.ref else None
+    desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
+                   src_access=Access(src_auth, src_tls_verify, src_cert_dir),
+                   dst_access=Access(dst_auth, dest_tls_verify, dest_cert_dir),
+                   jobs=jobs, progress=_progress(quiet))
+    click.echo(desc["digest"])
 
 
 @cli.command("import")
@@ -142,13 +256,43 @@ def unpack(layout: str, bundle: str, platform: str | None, volumes: str) -> None
 @click.argument("layout")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick when the tag names an index (default: this host).")
-def inspect(layout: str, platform: str | None) -> None:
-    """Print the descriptor, manifest and config of LAYOUT[:TAG] as JSON."""
+@click.option("--raw", is_flag=True, help="Print the tagged manifest or index byte for byte.")
+@click.option("--config", "config_only", is_flag=True,
+              help="Print the image config byte for byte.")
+@_registry_options
+def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, creds: str | None,
+            authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
+    """Print the descriptor, manifest and config of LAYOUT[:TAG] (or docker://REF) as JSON."""
     from ketch.image.image import resolve
     from ketch.image.layout import Layout
 
+    if raw and config_only:
+        raise click.UsageError("--raw and --config exclude each other")
+    if layout.startswith("docker://"):
+        from ketch.image.inspect_remote import inspect_remote
+        from ketch.image.reference import parse_reference
+
+        reference = parse_reference(layout)
+        result = inspect_remote(reference, platform=_platform(platform), raw=raw,
+                                config_only=config_only,
+                                creds=_creds_for(creds, authfile, reference),
+                                tls_verify=tls_verify, cert_dir=cert_dir)
+        if isinstance(result, bytes):
+            click.echo(result, nl=False)
+        else:
+            click.echo(json.dumps(result, indent=2))
+        return
     path, tag = parse_layout_arg(layout)
-    image = resolve(Layout.open(path), tag or DEFAULT_TAG, _platform(platform))
+    store = Layout.open(path)
+    if raw:
+        desc = store.lookup(tag or DEFAULT_TAG)
+        click.echo(store.read_blob(desc["digest"], desc["size"]), nl=False)
+        return
+    image = resolve(store, tag or DEFAULT_TAG, _platform(platform))
+    if config_only:
+        cdesc = image.manifest["config"]
+        click.echo(store.read_blob(cdesc["digest"], cdesc["size"]), nl=False)
+        return
     out: dict[str, Any] = {"descriptor": image.descriptor}
     if image.index is not None:
         out["index"] = image.index
@@ -156,6 +300,139 @@ def inspect(layout: str, platform: str | None) -> None:
     out["manifest"] = image.manifest
     out["config"] = image.config
     click.echo(json.dumps(out, indent=2))
+
+
+@cli.command()
+@click.argument("layout")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when the layout is valid.")
+def validate(layout: str, quiet: bool) -> None:
+    """Check LAYOUT: files, blob digests, references, schemas of every document."""
+    from ketch.image.errors import LayoutError
+    from ketch.image.validate import validate_layout
+
+    report = validate_layout(layout)
+    for w in report.warnings:
+        _warn(w)
+    for p in report.problems:
+        click.echo(f"{PROG}: invalid: {p}", err=True)
+    if not report.valid:
+        raise LayoutError(f"{layout}: {len(report.problems)} problem(s), not a valid OCI "
+                          "image layout")
+    if not quiet:
+        click.echo(f"{layout}: valid OCI image layout ({report.tags} tags, {report.blobs} "
+                   f"blobs, {report.documents} documents checked)")
+
+
+@cli.command()
+@click.argument("layout")
+@click.option("-n", "--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc(layout: str, dry_run: bool) -> None:
+    """Remove blobs of LAYOUT that no tag references (waits for running writers)."""
+    from ketch.image.gc import gc as do_gc
+
+    for digest in do_gc(layout, dry_run=dry_run):
+        click.echo(digest)
+
+
+@cli.command("tag")
+@click.argument("layout")
+@click.argument("new_tag")
+def tag_(layout: str, new_tag: str) -> None:
+    """Give the image LAYOUT[:TAG] the additional tag NEW_TAG."""
+    from ketch.image.tags import tag as do_tag
+
+    path, tag = parse_layout_arg(layout)
+    click.echo(do_tag(path, tag or DEFAULT_TAG, new_tag)["digest"])
+
+
+@cli.command()
+@click.argument("layout")
+def untag(layout: str) -> None:
+    """Remove the tag LAYOUT:TAG (its blobs stay until gc)."""
+    from ketch.image.tags import untag as do_untag
+
+    path, tag = parse_layout_arg(layout, default_tag=None)
+    if tag is None:
+        raise click.UsageError("untag needs LAYOUT:TAG")
+    do_untag(path, tag)
+
+
+cli.add_command(untag, "rm")
+
+
+@cli.command("ls")
+@click.argument("layout")
+@click.option("-l", "--long", "long_", is_flag=True, help="Also print digest and media type.")
+def ls(layout: str, long_: bool) -> None:
+    """List the tags of LAYOUT."""
+    from ketch.image.tags import layout_tags
+
+    for name, desc in layout_tags(layout):
+        click.echo(f"{name}\t{desc['digest']}\t{desc['mediaType']}" if long_ else name)
+
+
+@cli.command()
+@click.argument("ref")
+@_registry_options
+@click.option("--page-size", type=click.IntRange(1), metavar="N",
+              help="Tags asked for per request (?n=); every page is followed.")
+def tags(ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
+         cert_dir: str | None, page_size: int | None) -> None:
+    """List the tags of the registry repository REF."""
+    from ketch.image.reference import parse_reference
+    from ketch.image.tags import registry_tags
+
+    reference = parse_reference(ref)
+    for name in registry_tags(reference, creds=_creds_for(creds, authfile, reference),
+                              tls_verify=tls_verify, cert_dir=cert_dir, page_size=page_size):
+        click.echo(name)
+
+
+@cli.command()
+@click.argument("registry")
+@click.option("-u", "--username", help="User name (asked for when missing on a terminal).")
+@click.option("-p", "--password", help="Password (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_AUTHFILE
+@click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
+              help="Verify TLS certificates; false also allows plain HTTP.")
+@click.option("--cert-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="CA certificates (*.crt) and client certificate (*.cert/*.key).")
+def login(registry: str, username: str | None, password: str | None, password_stdin: bool,
+          authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
+    """Check credentials against REGISTRY and save them (auth file or credential helper)."""
+    from ketch.image.login import login as do_login
+    from ketch.image.login import registry_host
+
+    if password is not None and password_stdin:
+        raise click.UsageError("--password and --password-stdin exclude each other")
+    registry_host(registry)  # a malformed REGISTRY fails before any prompt
+    if username is None:
+        username = click.prompt("Username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True)
+    assert username is not None and password is not None
+    where = do_login(registry, username, password, authfile=authfile, tls_verify=tls_verify,
+                     cert_dir=cert_dir)
+    click.echo(f"Login Succeeded (credentials saved in {where})")
+
+
+@cli.command()
+@click.argument("registry", required=False)
+@click.option("-a", "--all", "all_", is_flag=True, help="Forget every registry's credentials.")
+@_AUTHFILE
+def logout(registry: str | None, all_: bool, authfile: str | None) -> None:
+    """Forget the saved credentials of REGISTRY."""
+    from ketch.image.errors import AuthError
+    from ketch.image.login import logout as do_logout
+
+    if (registry is None) == (not all_):
+        raise click.UsageError("give REGISTRY or --all")
+    if not do_logout(None if all_ else registry, authfile=authfile):
+        raise AuthError(f"not logged in to {registry}")
+    click.echo(f"Removed login credentials for {'every registry' if all_ else registry}")
 
 
 def main(argv: list[str] | None = None) -> None:

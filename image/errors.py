@@ -36,6 +36,14 @@ class RegistryError(ImageError):
     """A registry (or token server) request failed or answered unexpectedly."""
 
 
+class TransferInterrupted(RegistryError):
+    """A download broke off mid-stream (a retry may succeed)."""
+
+
+class BlobUnknown(RegistryError):
+    """The registry does not have a blob (404)."""
+
+
 class AuthError(RegistryError):
     """Authentication with a registry or token server failed."""
 

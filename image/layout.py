@@ -11,6 +11,14 @@ committed before the ``index.json`` that references them, so an interrupted
 operation leaves a valid layout (at worst with unreferenced blobs, which the
 spec allows). ``index.json`` updates hold an ``flock`` on the layout directory.
 
+Two processes on one layout: a :class:`Layout` that writes a blob takes a
+shared ``flock`` on ``blobs/`` and keeps it until :meth:`Layout.release` (or
+the process ends), so from its first blob to its ``index.json`` update;
+garbage collection takes it exclusively (:meth:`Layout.exclusive`), so gc never
+deletes a blob a running pull, import or copy has written but not yet tagged,
+and waits for them to finish. Blob writes themselves need no lock:
+content-addressed files are renamed into place atomically.
+
 Reads are verified: a blob must be a regular file (not a symlink) whose size and
 digest match the descriptor before its content is used.
 """
@@ -32,6 +40,7 @@ from ketch.image.errors import DigestError, LayoutError
 from ketch.image.oci import Verifier, parse_digest
 
 TMP_DIR = ".ketch-tmp"
+_BLOB_TMP_PREFIX = "blob-"
 _CHUNK = 1 << 20
 
 
@@ -55,12 +64,13 @@ class BlobWriter:
 
     def __init__(self, layout: Layout, digest: str | None = None, size: int | None = None) -> None:
         self.layout = layout
+        layout.hold_write_lock()
         self.expected = digest
         self._verifier = Verifier(digest, size) if digest else None
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
         os.makedirs(layout.tmp_dir, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix="blob-")
+        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
 
@@ -115,6 +125,7 @@ class Layout:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.tmp_dir = os.path.join(self.path, TMP_DIR)
+        self._write_lock: int | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -181,6 +192,70 @@ class Layout:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def _blobs_lock(self, mode: int) -> Iterator[None]:
+        path = os.path.join(self.path, "blobs")
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Shared lock held while blobs are added and then referenced (many writers at once)."""
+        return self._blobs_lock(fcntl.LOCK_SH)
+
+    def hold_write_lock(self) -> None:
+        """Take the shared write lock (once) and keep it until :meth:`release`.
+
+        When no other process holds it, the partial blobs an interrupted
+        writer left in the temp directory are removed first (an interrupted
+        pull resumes without them; the blobs it completed are kept).
+        """
+        if self._write_lock is not None:
+            return
+        path = os.path.join(self.path, "blobs")
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another writer is running: its temp files are its own
+        else:
+            self.remove_partial_blobs()
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._write_lock = fd
+
+    def remove_partial_blobs(self) -> list[str]:
+        """Delete the temp files of unfinished blob writes; call only with the blobs lock
+        held exclusively (no writer running). Returns the names removed."""
+        removed = []
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.tmp_dir):
+                if name.startswith(_BLOB_TMP_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.tmp_dir, name))
+                        removed.append(name)
+        self.cleanup_tmp()
+        return removed
+
+    def release(self) -> None:
+        """Drop the write lock taken by the first blob write (if any)."""
+        if self._write_lock is not None:
+            os.close(self._write_lock)
+            self._write_lock = None
+
+    def __del__(self) -> None:
+        # a Layout dropped without release() (an import, a library caller) must not
+        # keep gc waiting for the rest of the process's life
+        self.release()
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock for garbage collection: no writer is between blob and tag."""
+        return self._blobs_lock(fcntl.LOCK_EX)
+
     def cleanup_tmp(self) -> None:
         """Remove the temp directory if it is empty (best effort)."""
         with contextlib.suppress(OSError):
@@ -206,6 +281,11 @@ class Layout:
             f.close()
             raise LayoutError(f"blob {digest} is not a regular file")
         return f
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The stored blob opened for reading, NOT verified (the caller hashes what it
+        reads); raises :class:`LayoutError` if absent or not a regular file."""
+        return self._open_blob(digest)
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         """True if the blob is present and verifies (digest and, if given, size)."""
@@ -317,3 +397,33 @@ class Layout:
             index.setdefault("mediaType", oci.OCI_INDEX)
             self._write_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
         return entry
+
+    def remove_tag(self, tag: str) -> dict:
+        """Drop the index.json entry tagged ``tag`` (its blobs stay until gc).
+
+        Returns the removed descriptor; raises :class:`LayoutError` if absent.
+        """
+        with self.locked():
+            index = self.index()
+            keep, removed = [], None
+            for d in index["manifests"]:
+                if (d.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME) == tag:
+                    removed = d
+                else:
+                    keep.append(d)
+            if removed is None:
+                raise LayoutError(f"tag {tag!r} not found in layout {self.path}")
+            index["manifests"] = keep
+            self._write_file("index.json", json.dumps(index, indent=2).encode() + b"\n")
+        return removed
+
+    def blob_digests(self) -> Iterator[tuple[str, str]]:
+        """``(digest, path)`` of every file under ``blobs/<alg>/`` (names not validated)."""
+        root = os.path.join(self.path, "blobs")
+        for alg in sorted(os.listdir(root)):
+            sub = os.path.join(root, alg)
+            if not os.path.isdir(sub):
+                yield alg, sub
+                continue
+            for name in sorted(os.listdir(sub)):
+                yield f"{alg}:{name}", os.path.join(sub, name)

@@ -11,6 +11,7 @@ HTTP Basic credentials if given) returns JSON with ``token`` or ``access_token``
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -100,15 +101,34 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def same_site(host: str, registry_host: str) -> bool:
+    """True if a token realm on ``host`` may receive the credentials of ``registry_host``:
+    the same host, or (for DNS names) the same parent domain of two labels, as
+    ``auth.docker.io`` for ``registry-1.docker.io``."""
+    host, registry_host = host.lower().rstrip("."), registry_host.lower().rstrip(".")
+    if host == registry_host:
+        return True
+    for h in (host, registry_host):
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(h)
+            return False
+    a, b = host.split("."), registry_host.split(".")
+    return len(a) >= 2 and len(b) >= 2 and a[-2:] == b[-2:]
+
+
 def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[str],
                 creds: tuple[str, str] | None, *, insecure: bool, verify: bool,
-                timeout: float) -> str:
-    """Get a Bearer token for ``scopes`` from the challenge's realm.
+                timeout: float, registry_host: str | None = None) -> str:
+    """Get a Bearer token for ``scopes`` (one ``scope`` parameter each) from the
+    challenge's realm.
 
-    ``creds`` are sent as HTTP Basic to the token server. An ``http://`` realm is
-    only used for loopback hosts or when the registry itself is insecure, so
-    credentials do not travel in clear text to a remote server. Raises
-    :class:`AuthError` when the server refuses or answers without a token.
+    ``creds`` are sent as HTTP Basic to the token server, but only when the
+    realm is on the registry's own site (:func:`same_site` with
+    ``registry_host``): a registry cannot send them elsewhere by naming another
+    realm. An ``http://`` realm is only used for loopback hosts or when the
+    registry itself is insecure, so credentials do not travel in clear text to
+    a remote server. Raises :class:`AuthError` when the server refuses or
+    answers without a token.
     """
     import requests  # lazy: only network commands pay for it
 
@@ -124,6 +144,12 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     for scope in scopes:
         params.append(("scope", scope))
     headers = {}
+    withheld = ""
+    if creds is not None and registry_host is not None and \
+            not same_site(parts.hostname, registry_host):
+        withheld = (f" (credentials for {registry_host} are not sent to a token realm on "
+                    f"another host, {parts.hostname})")
+        creds = None
     if creds is not None:
         headers["Authorization"] = basic_header(*creds)
         params.append(("account", creds[0]))
@@ -133,7 +159,7 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
         raise RegistryError(f"token server {realm}: {e}") from None
     if r.status_code in (401, 403):
         who = f"user {creds[0]!r}" if creds else "anonymous access"
-        raise AuthError(f"token server {realm} refused {who} (HTTP {r.status_code})")
+        raise AuthError(f"token server {realm} refused {who} (HTTP {r.status_code}){withheld}")
     if r.status_code != 200:
         raise AuthError(f"token server {realm} answered HTTP {r.status_code}")
     try:

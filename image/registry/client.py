@@ -1,11 +1,16 @@
-"""A pull-side OCI distribution client.
+"""An OCI distribution client: pull, push and tag listing.
 
 Implements distribution-spec spec.md: "Determining support" (``GET /v2/``),
 "Pulling manifests" (``GET /v2/<name>/manifests/<reference>`` with ``Accept``
 for OCI and Docker schema2 types; body size bounded), "Pulling blobs"
 (``GET /v2/<name>/blobs/<digest>``, following redirects without forwarding
-credentials to another host) and the error body format (``errors[].code``).
-Authentication is delegated to :mod:`.auth` (Bearer tokens, Basic).
+credentials to another host), "Pushing blobs" (``HEAD`` to skip existing ones,
+``POST ?mount=&from=`` cross-repository mount with fallback, monolithic
+``POST`` + ``PUT ?digest=`` and chunked ``PATCH`` with ``Content-Range``),
+"Pushing manifests" (``PUT`` with the document's ``Content-Type``),
+"Listing tags" (``?n=`` and ``Link`` pagination) and the error body format
+(``errors[].code``). Authentication is delegated to :mod:`.auth` (Bearer
+tokens, Basic); credentials only go to the registry's own origin.
 
 Scheme choice: HTTPS with verification by default; loopback registries are
 tried over plain HTTP first, and ``tls_verify=False`` allows unverified HTTPS
@@ -14,11 +19,14 @@ with a plain-HTTP fallback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import os
+import re
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from ketch.image import oci
-from ketch.image.errors import AuthError, RegistryError
+from ketch.image.errors import AuthError, BlobUnknown, RegistryError, TransferInterrupted
 from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
@@ -29,12 +37,18 @@ from ketch.image.registry.auth import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     import requests
+    import requests.adapters
 
 USER_AGENT = "ketch-image/0.1"
 MANIFEST_ACCEPT = ", ".join([oci.OCI_MANIFEST, oci.OCI_INDEX, oci.DOCKER_MANIFEST, oci.DOCKER_LIST])
 TIMEOUT = 60.0
 _CHUNK = 1 << 20
+_LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+# A hostile registry could page tags forever; this bounds the listing.
+_MAX_TAG_PAGES = 1000
 
 
 def _error_text(r: requests.Response) -> str:
@@ -52,10 +66,19 @@ class RegistryClient:
 
     ``creds`` is ``(user, password)`` for Basic auth or the token server;
     ``tls_verify=False`` skips certificate checks and allows plain HTTP.
+    ``actions`` are the token scope actions asked for this repository
+    (``("pull",)``, ``("pull", "push")``, or ``()`` for none, as for a login);
+    ``mount_from`` names other
+    repositories of the same registry blobs may be mounted from (their pull
+    scope is asked for too). ``cert_dir`` is a docker ``certs.d``-style
+    directory: every ``*.crt`` is trusted as a CA (besides the system ones), a
+    ``NAME.cert``/``NAME.key`` pair is the client certificate.
     """
 
     def __init__(self, ref: Reference, creds: tuple[str, str] | None = None,
-                 tls_verify: bool = True, timeout: float = TIMEOUT) -> None:
+                 tls_verify: bool = True, timeout: float = TIMEOUT,
+                 actions: tuple[str, ...] = ("pull",),
+                 mount_from: Iterable[str] = (), cert_dir: str | None = None) -> None:
         import requests
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
@@ -73,17 +96,23 @@ class RegistryClient:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        # Transient server errors are retried; connection failures are not, so a
-        # wrong scheme is detected at once.
+        # Transient server errors are retried (honouring Retry-After); connection
+        # failures are not, so a wrong scheme is detected at once. Only idempotent
+        # requests are retried: an upload step must not be replayed blindly.
         retry = Retry(total=3, connect=0, read=0, status=3, backoff_factor=0.3,
                       status_forcelist=(429, 500, 502, 503, 504),
-                      allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry)
+                      allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
+                      respect_retry_after_header=True)
+        ctx = cert_dir_context(cert_dir, tls_verify) if cert_dir is not None else None
+        adapter: HTTPAdapter = _adapter(ctx, max_retries=retry, pool_maxsize=8)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.base: str | None = None
         self._auth: str | None = None  # Authorization header value
         self._challenge: Challenge | None = None
+        self._scope_list = [f"repository:{ref.repository}:{','.join(actions)}"] if actions else []
+        self._scope_list += [f"repository:{repo}:pull" for repo in mount_from
+                             if repo != ref.repository]
 
     @property
     def insecure(self) -> bool:
@@ -129,11 +158,13 @@ class RegistryClient:
         raise RegistryError("cannot reach registry " + "; ".join(errors))
 
     def _scopes(self, challenge: Challenge) -> list[str]:
-        scopes = [f"repository:{self.ref.repository}:pull"]
+        # A later (insufficient_scope) challenge adds its scopes to those already
+        # asked for, so the new token covers both.
         extra = challenge.params.get("scope")
         if extra:
-            scopes.extend(s for s in extra.split(" ") if s and s not in scopes)
-        return scopes
+            self._scope_list.extend(s for s in extra.split(" ")
+                                    if s and s not in self._scope_list)
+        return list(self._scope_list)
 
     def _handle_challenge(self, r: requests.Response) -> None:
         header = r.headers.get("WWW-Authenticate", "")
@@ -144,7 +175,7 @@ class RegistryClient:
             self._challenge = bearer
             token = fetch_token(self.session, bearer, self._scopes(bearer), self.creds,
                                 insecure=self.insecure, verify=self.tls_verify,
-                                timeout=self.timeout)
+                                timeout=self.timeout, registry_host=self.ref.host)
             self._auth = "Bearer " + token
         elif basic is not None:
             if self.creds is None:
@@ -154,45 +185,94 @@ class RegistryClient:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
                             f"{header!r}")
 
-    def _get(self, path: str, headers: dict[str, str], *, stream: bool) -> requests.Response:
-        import requests
+    def check_login(self) -> None:
+        """Prove ``creds`` work: ``GET /v2/`` and answer its challenge with them (a Bearer
+        token for no particular scope, or Basic), then ``GET /v2/`` again with the result.
 
+        Raises :class:`AuthError` if the registry or its token server refuses them.
+        """
+        self.ping()
+        if self._challenge is not None:  # Bearer: get a token with the credentials alone
+            token = fetch_token(self.session, self._challenge, [], self.creds,
+                                insecure=self.insecure, verify=self.tls_verify,
+                                timeout=self.timeout, registry_host=self.ref.host)
+            self._auth = "Bearer " + token
+        r = self._request("GET", "/v2/")
+        r.close()
+        if r.status_code != 200:
+            raise AuthError(f"login to {self.ref.registry} failed: {_error_text(r)}")
+
+    def _url(self, path_or_url: str) -> str:
         if self.base is None:
             self.ping()
-        url = f"{self.base}/v2/{self.ref.repository}/{path}"
+        assert self.base is not None
+        if path_or_url.startswith(("http://", "https://", "/")):
+            return urljoin(self.base + "/", path_or_url)
+        return f"{self.base}/v2/{self.ref.repository}/{path_or_url}"
+
+    def _own_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base or "")
+        return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+    def _request(self, method: str, path_or_url: str, headers: dict[str, str] | None = None,
+                 *, stream: bool = False, data: bytes | IO[bytes] | None = None,
+                 ok: tuple[int, ...] = ()) -> requests.Response:
+        """Send one request, answering one auth challenge; returns the response.
+
+        ``path_or_url`` is relative to the repository (``blobs/<digest>``), an
+        absolute path or a full URL (an upload ``Location``). Authorization is
+        only attached for the registry's own origin; redirects to another host
+        are followed without it (requests drops it on a host change). A body
+        that is a file is rewound before a retry after a challenge.
+        """
+        import requests
+
+        url = self._url(path_or_url)
         for attempt in range(2):
-            h = dict(headers)
-            if self._auth:
+            h = dict(headers or {})
+            if self._auth and self._own_origin(url):
                 h["Authorization"] = self._auth
+            if attempt and hasattr(data, "seek"):
+                data.seek(0)  # type: ignore[union-attr]
             try:
-                r = self.session.get(url, headers=h, stream=stream, timeout=self.timeout,
-                                     verify=self.tls_verify, allow_redirects=True)
+                r = self.session.request(method, url, headers=h, stream=stream, data=data,
+                                         timeout=self.timeout, verify=self.tls_verify,
+                                         allow_redirects=method in ("GET", "HEAD"))
             except requests.RequestException as e:
-                raise RegistryError(f"GET {url}: {e}") from None
-            if r.status_code == 401 and attempt == 0:
+                raise RegistryError(f"{method} {url}: {e}") from None
+            if r.status_code == 401 and attempt == 0 and self._own_origin(url):
                 r.close()
                 self._handle_challenge(r)  # raises if it cannot authenticate
                 continue
-            if r.status_code == 401:
+            if r.status_code in (401, 403) and r.status_code not in ok:
                 r.close()
-                raise AuthError(f"GET {url}: access denied ({_error_text(r)})")
+                raise AuthError(f"{method} {url}: access denied ({_error_text(r)})")
             return r
         raise AssertionError("unreachable")
 
-    # -- content ------------------------------------------------------------------
+    def _get(self, path: str, headers: dict[str, str], *, stream: bool) -> requests.Response:
+        return self._request("GET", path, headers, stream=stream)
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str | None]:
+    # -- pulling --------------------------------------------------------------------
+
+    def get_manifest(self, reference: str,
+                     accept: str = MANIFEST_ACCEPT) -> tuple[bytes, str | None]:
         """Fetch a manifest or index by tag or digest; return ``(body, content_type)``.
 
         The body is bounded by :data:`ketch.image.oci.MAX_DOCUMENT_SIZE`; a
         digest reference is verified against the body. Raises
-        :class:`RegistryError` (``MANIFEST_UNKNOWN`` etc.) or :class:`DigestError`.
+        :class:`RegistryError` (``MANIFEST_UNKNOWN``, too large, etc.) or
+        :class:`DigestError`.
         """
-        r = self._get(f"manifests/{reference}", {"Accept": MANIFEST_ACCEPT}, stream=True)
+        r = self._get(f"manifests/{reference}", {"Accept": accept}, stream=True)
         with r:
             if r.status_code != 200:
                 raise RegistryError(
                     f"manifest {self.ref.repository}:{reference}: {_error_text(r)}")
+            length = r.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > oci.MAX_DOCUMENT_SIZE:
+                raise RegistryError(f"manifest {reference} is larger than "
+                                    f"{oci.MAX_DOCUMENT_SIZE} bytes ({length})")
             body = bytearray()
             for chunk in _raw_chunks(r, f"manifest {reference}"):
                 body += chunk
@@ -212,9 +292,220 @@ class RegistryClient:
         oci.validate_digest(digest)
         r = self._get(f"blobs/{digest}", {}, stream=True)
         with r:
+            if r.status_code == 404:
+                raise BlobUnknown(f"blob {digest}: {_error_text(r)}")
             if r.status_code != 200:
                 raise RegistryError(f"blob {digest}: {_error_text(r)}")
             yield from _raw_chunks(r, f"blob {digest}")
+
+    def foreign_chunks(self, url: str, digest: str) -> Iterator[bytes]:
+        """Stream a blob from a descriptor's ``urls`` entry (image-spec descriptor.md).
+
+        Never with the registry's credentials (the URL is another server's);
+        ``https`` only, unless ``tls_verify`` is off or the URL's host is a
+        loopback one. The caller verifies digest and size.
+        """
+        import requests
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError(f"blob {digest}: unusable URL {url!r}")
+        if parts.scheme == "http" and not (not self.tls_verify or is_loopback(parts.hostname)):
+            raise RegistryError(f"blob {digest}: refusing plain-http URL {url!r}")
+        try:
+            r = self.session.get(url, stream=True, timeout=self.timeout, verify=self.tls_verify)
+        except requests.RequestException as e:
+            raise RegistryError(f"blob {digest} from {url}: {e}") from None
+        with r:
+            if r.status_code != 200:
+                raise RegistryError(f"blob {digest} from {url}: HTTP {r.status_code}")
+            yield from _raw_chunks(r, f"blob {digest} from {url}")
+
+    def list_tags(self, page_size: int | None = None) -> list[str]:
+        """All tags of the repository, following ``Link: <...>; rel="next"`` pages.
+
+        ``page_size`` is sent as ``?n=``. Raises :class:`RegistryError`
+        (``NAME_UNKNOWN``, a malformed body, a next page on another host).
+        """
+        url = "tags/list" + (f"?{urlencode({'n': page_size})}" if page_size else "")
+        tags: list[str] = []
+        for _ in range(_MAX_TAG_PAGES):
+            r = self._get(url, {"Accept": "application/json"}, stream=False)
+            with r:
+                if r.status_code != 200:
+                    raise RegistryError(f"tags of {self.ref.repository}: {_error_text(r)}")
+                try:
+                    page = r.json().get("tags") or []
+                except (ValueError, AttributeError):
+                    raise RegistryError(f"tags of {self.ref.repository}: not a tag list") from None
+                if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                    raise RegistryError(f"tags of {self.ref.repository}: not a tag list")
+                tags.extend(page)
+                m = _LINK_NEXT_RE.search(r.headers.get("Link", ""))
+            if m is None:
+                return tags
+            url = urljoin(r.url, m.group(1))
+            if not self._own_origin(url):
+                raise RegistryError(f"tags of {self.ref.repository}: next page {url} is on "
+                                    "another host")
+        raise RegistryError(f"tags of {self.ref.repository}: more than {_MAX_TAG_PAGES} pages")
+
+    # -- pushing --------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """``HEAD /v2/<name>/blobs/<digest>``: True if the registry already has it."""
+        oci.validate_digest(digest)
+        r = self._request("HEAD", f"blobs/{digest}")
+        r.close()
+        if r.status_code == 200:
+            return True
+        if r.status_code == 404:
+            return False
+        raise RegistryError(f"HEAD blob {digest}: HTTP {r.status_code}")
+
+    def has_manifest(self, digest: str, media_type: str) -> bool:
+        """``HEAD /v2/<name>/manifests/<digest>``: True if the registry has it."""
+        r = self._request("HEAD", f"manifests/{digest}", {"Accept": media_type})
+        r.close()
+        return r.status_code == 200
+
+    def mount_blob(self, digest: str, from_repo: str) -> str | None:
+        """Try a cross-repository mount of ``digest`` from ``from_repo``.
+
+        Returns None when the registry mounted it (201), else the upload
+        ``Location`` it opened instead (202), for the caller to upload into.
+        """
+        query = urlencode({"mount": digest, "from": from_repo})
+        r = self._request("POST", f"blobs/uploads/?{query}", {"Content-Length": "0"})
+        with r:
+            if r.status_code == 201:
+                return None
+            if r.status_code == 202 and r.headers.get("Location"):
+                return r.headers["Location"]
+            raise RegistryError(f"mount of {digest} from {from_repo}: {_error_text(r)}")
+
+    def start_upload(self) -> tuple[str, int]:
+        """``POST /v2/<name>/blobs/uploads/``: open an upload session.
+
+        Returns ``(location, min_chunk)`` where ``min_chunk`` is the registry's
+        ``OCI-Chunk-Min-Length`` (0 if unset).
+        """
+        r = self._request("POST", "blobs/uploads/", {"Content-Length": "0"})
+        with r:
+            if r.status_code != 202 or not r.headers.get("Location"):
+                raise RegistryError(f"blob upload to {self.ref.repository}: {_error_text(r)}")
+            minimum = r.headers.get("OCI-Chunk-Min-Length", "")
+            return r.headers["Location"], int(minimum) if minimum.isdigit() else 0
+
+    def upload_monolithic(self, location: str, digest: str, size: int,
+                          data: bytes | IO[bytes]) -> None:
+        """``PUT <location>?digest=`` with the whole blob as the body."""
+        r = self._request("PUT", _with_query(location, digest=digest),
+                          {"Content-Type": "application/octet-stream",
+                           "Content-Length": str(size)}, data=data)
+        with r:
+            if r.status_code != 201:
+                raise RegistryError(f"upload of blob {digest}: {_error_text(r)}")
+
+    def upload_chunked(self, location: str, digest: str, f: IO[bytes], size: int,
+                       chunk_size: int) -> None:
+        """``PATCH`` each ``chunk_size`` piece with ``Content-Range: start-end``, then
+        ``PUT <location>?digest=`` with no body (distribution-spec "chunked upload")."""
+        offset = 0
+        while offset < size:
+            piece = f.read(min(chunk_size, size - offset))
+            if not piece:
+                raise RegistryError(f"upload of blob {digest}: file shorter than {size} bytes")
+            end = offset + len(piece) - 1
+            r = self._request("PATCH", location,
+                              {"Content-Type": "application/octet-stream",
+                               "Content-Range": f"{offset}-{end}",
+                               "Content-Length": str(len(piece))}, data=piece)
+            with r:
+                if r.status_code != 202:
+                    raise RegistryError(f"chunk {offset}-{end} of blob {digest}: "
+                                        f"{_error_text(r)}")
+                location = r.headers.get("Location") or location
+            offset = end + 1
+        if f.read(1):  # at the end a verifying reader checks the digest (and the size here)
+            raise RegistryError(f"upload of blob {digest}: file longer than {size} bytes")
+        r = self._request("PUT", _with_query(location, digest=digest), {"Content-Length": "0"})
+        with r:
+            if r.status_code != 201:
+                raise RegistryError(f"upload of blob {digest}: {_error_text(r)}")
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
+        """``PUT /v2/<name>/manifests/<reference>`` with ``Content-Type: media_type``.
+
+        Returns the digest the registry reports (checked against the body's
+        sha256 when it reports one). Raises :class:`RegistryError`.
+        """
+        r = self._request("PUT", f"manifests/{reference}", {"Content-Type": media_type},
+                          data=body)
+        with r:
+            if r.status_code != 201:
+                raise RegistryError(f"manifest {self.ref.repository}:{reference}: "
+                                    f"{_error_text(r)}")
+            reported = r.headers.get("Docker-Content-Digest")
+        digest = oci.sha256_digest(body)
+        if reported and reported.startswith("sha256:") and reported != digest:
+            raise RegistryError(f"manifest {reference}: registry stored {reported}, "
+                                f"expected {digest}")
+        return digest
+
+
+def cert_dir_context(cert_dir: str, verify: bool = True) -> ssl.SSLContext:
+    """An SSL context trusting the ``*.crt`` CAs of ``cert_dir`` and presenting its
+    ``*.cert``/``*.key`` client pair (docker's ``certs.d/<host:port>/`` layout).
+
+    Raises :class:`RegistryError` for a missing directory, a ``.cert`` without
+    its ``.key`` or unreadable PEM files.
+    """
+    import ssl
+
+    if not os.path.isdir(cert_dir):
+        raise RegistryError(f"--cert-dir {cert_dir}: not a directory")
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    for name in sorted(os.listdir(cert_dir)):
+        path = os.path.join(cert_dir, name)
+        try:
+            if name.endswith(".crt"):
+                ctx.load_verify_locations(cafile=path)
+            elif name.endswith(".cert"):
+                key = path[: -len(".cert")] + ".key"
+                if not os.path.exists(key):
+                    raise RegistryError(f"--cert-dir: client certificate {path} has no {key}")
+                ctx.load_cert_chain(path, key)
+        except (ssl.SSLError, OSError) as e:
+            raise RegistryError(f"--cert-dir: cannot load {path}: {e}") from None
+    return ctx
+
+
+# Upload bodies are sent in pieces of this size (http.client's default is 8 KiB,
+# which makes pushing large blobs CPU-bound on Python overhead).
+_SEND_BLOCK = 1 << 20
+
+
+def _adapter(ctx: ssl.SSLContext | None, **kw: object) -> requests.adapters.HTTPAdapter:
+    """An HTTPAdapter with large send blocks and, if given, a prepared SSL context."""
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: object, **pool_kw: object) -> None:
+            pool_kw["blocksize"] = _SEND_BLOCK
+            if ctx is not None:
+                pool_kw["ssl_context"] = ctx
+            super().init_poolmanager(*args, **pool_kw)  # type: ignore[arg-type]
+
+    return Adapter(**kw)  # type: ignore[arg-type]
+
+
+def _with_query(location: str, **params: str) -> str:
+    sep = "&" if "?" in location else "?"
+    return location + sep + urlencode(params)
 
 
 def _raw_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
@@ -226,4 +517,4 @@ def _raw_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
     try:
         yield from r.raw.stream(_CHUNK, decode_content=False)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-        raise RegistryError(f"{what}: download interrupted: {e}") from None
+        raise TransferInterrupted(f"{what}: download interrupted: {e}") from None

@@ -19,7 +19,7 @@ from .helpers import LayoutBuilder, busybox_entries, second_layer_entries
 from .tokenserver import TokenServer
 
 DEBIAN_PACKAGES = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci",
-                   "busybox": "busybox-static"}
+                   "busybox": "busybox-static", "htpasswd": "apache2-utils"}
 
 
 
@@ -94,7 +94,9 @@ def make_tls_cert(state: str) -> tuple[str, str]:
     return cert_path, key_path
 
 
-def start_registry(state: str, token: TokenServer | None = None, tls: bool = False) -> Registry:
+def start_registry(state: str, token: TokenServer | None = None, tls: bool = False,
+                   client_ca: str | None = None,
+                   htpasswd: tuple[str, str] | None = None) -> Registry:
     port = free_port()
     storage = os.path.join(state, "storage")
     os.makedirs(storage, exist_ok=True)
@@ -105,10 +107,19 @@ def start_registry(state: str, token: TokenServer | None = None, tls: bool = Fal
             f.write(token.cert_pem())
         auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
                 f"    issuer: {token.issuer}\n    rootcertbundle: {bundle}\n")
+    if htpasswd is not None:  # bcrypt entry made by apache2-utils' htpasswd, as registry wants
+        line = subprocess.run(["htpasswd", "-nbB", *htpasswd], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        with open(os.path.join(state, "htpasswd"), "w") as f:
+            f.write(line + "\n")
+        auth = (f"auth:\n  htpasswd:\n    realm: ketch-test\n"
+                f"    path: {os.path.join(state, 'htpasswd')}\n")
     tls_block, scheme = "", "http"
     if tls:
         cert, key = make_tls_cert(state)
         tls_block, scheme = f"  tls:\n    certificate: {cert}\n    key: {key}\n", "https"
+        if client_ca:  # only clients with a certificate signed by this CA get in
+            tls_block += f"    clientcas:\n      - {client_ca}\n"
     config = os.path.join(state, "config.yml")
     with open(config, "w") as f:
         f.write(f"""version: 0.1
@@ -138,6 +149,9 @@ http:
             code = requests.get(f"{scheme}://{reg.host}/v2/", timeout=1, verify=False).status_code
             if code in (200, 401):
                 return reg
+        except requests.exceptions.SSLError:
+            if client_ca:  # the handshake itself answered: it wants a client certificate
+                return reg
         except requests.ConnectionError:
             pass
         if time.monotonic() > deadline:
@@ -161,6 +175,17 @@ def tls_registry(debian_tools: None, tmp_path_factory: pytest.TempPathFactory) -
 
 
 TOKEN_USER, TOKEN_PASS = "alice", "s3cret,with:odd=chars"
+BASIC_USER, BASIC_PASS = "bob", "pa:ss,w0rd"
+
+
+@pytest.fixture(scope="session")
+def basic_registry(debian_tools: None,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """docker-registry with htpasswd (HTTP Basic) authentication."""
+    reg = start_registry(str(tmp_path_factory.mktemp("basic-registry")),
+                         htpasswd=(BASIC_USER, BASIC_PASS))
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,21 @@ from in-memory documents. Per-digest faults for blobs:
 - ``oversize``: extra bytes appended (size mismatch)
 - ``truncate``: announces the full length, sends half, closes the connection
 - ``stall``: sends half, sets ``stalled`` and waits until ``release`` is set
+- ``truncate-once``: like ``truncate`` the first time, then the whole blob
+
+``manifest_faults[ref] = "content-type"`` serves a manifest under the media type of
+an index (and an index under that of a manifest); ``"corrupt"`` changes its bytes.
+``unavailable[path] = n`` answers the next ``n`` GETs of ``path`` with ``503`` and
+``Retry-After: <retry_after>`` (seconds, default 0). ``bearer_realm`` makes ``/v2/`` requests need a Bearer token
+(any) and challenges with that realm.
 
 ``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
+``tags/list`` pages by ``?n=``/``?last=`` with a relative ``Link`` header;
+``tags_link_host`` makes that Link point at another host instead.
 ``redirect_host`` makes blob GETs answer 307 to ``http://<redirect_host>/storage/<digest>``
-(served here without auth; ``storage_auth`` records the Authorization header each got).
+(served here without auth; ``storage_auth`` records the Authorization header each got;
+with ``storage_rejects_auth`` a request carrying one gets ``403``). ``foreign`` blobs
+exist only under ``/storage/`` (a foreign layer's ``urls``), never as registry blobs.
 """
 
 from __future__ import annotations
@@ -30,6 +41,12 @@ class FakeRegistry:
         self.manifest_faults: dict[str, str] = {}
         self.basic: tuple[str, str] | None = None
         self.redirect_host: str | None = None
+        self.tags_link_host: str | None = None
+        self.storage_rejects_auth = False
+        self.foreign: dict[str, bytes] = {}  # served only under /storage/, not as blobs
+        self.unavailable: dict[str, int] = {}
+        self.retry_after = "0"
+        self.bearer_realm: str | None = None
         self.storage_auth: list[str | None] = []
         self.stalled = threading.Event()
         self.release = threading.Event()
@@ -99,7 +116,21 @@ class FakeRegistry:
                 fake.log.append(self.path)
                 if self.path.startswith("/storage/"):
                     fake.storage_auth.append(self.headers.get("Authorization"))
+                    if fake.storage_rejects_auth and self.headers.get("Authorization"):
+                        self._error(403, "DENIED")
+                        return
                     self._blob(self.path.rsplit("/", 1)[-1], redirect=False)
+                    return
+                if fake.unavailable.get(self.path, 0) > 0:
+                    fake.unavailable[self.path] -= 1
+                    self._send(503, b"busy", "text/plain",
+                               headers={"Retry-After": fake.retry_after})
+                    return
+                if fake.bearer_realm is not None and not (
+                        self.headers.get("Authorization") or "").startswith("Bearer "):
+                    challenge = f'Bearer realm="{fake.bearer_realm}",service="fake"'
+                    self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                               headers={"WWW-Authenticate": challenge})
                     return
                 if fake.basic is not None:
                     want = "Basic " + base64.b64encode(":".join(fake.basic).encode()).decode()
@@ -108,7 +139,9 @@ class FakeRegistry:
                                    headers={"WWW-Authenticate": 'Basic realm="fake registry"'})
                         return
                 parts = self.path.split("/")
-                if self.path == "/v2/":
+                if "/tags/list" in self.path:
+                    self._tags()
+                elif self.path == "/v2/":
                     self._send(200, b"{}")
                 elif len(parts) >= 5 and parts[-2] == "manifests":
                     item = fake.manifests.get(parts[-1])
@@ -118,14 +151,39 @@ class FakeRegistry:
                     body, ctype = item
                     if fake.manifest_faults.get(parts[-1]) == "corrupt":
                         body = body.replace(b"{", b"{ ", 1)
+                    if fake.manifest_faults.get(parts[-1]) == "content-type":
+                        ctype = ("application/vnd.oci.image.manifest.v1+json" if "index" in ctype
+                                 else "application/vnd.oci.image.index.v1+json")
                     self._send(200, body, ctype)
                 elif len(parts) >= 5 and parts[-2] == "blobs":
                     self._blob(parts[-1])
                 else:
                     self._error(404, "NAME_UNKNOWN")
 
+            def _tags(self) -> None:
+                from urllib.parse import parse_qs, urlencode, urlsplit
+                url = urlsplit(self.path)
+                query = parse_qs(url.query)
+                tags = sorted(t for t in fake.manifests if ":" not in t)
+                if "last" in query:
+                    tags = [t for t in tags if t > query["last"][0]]
+                headers = {}
+                if "n" in query:
+                    n = int(query["n"][0])
+                    if len(tags) > n:
+                        tags = tags[:n]
+                        nxt = f"{url.path}?{urlencode({'n': n, 'last': tags[-1]})}"
+                        if fake.tags_link_host:
+                            nxt = f"http://{fake.tags_link_host}{nxt}"
+                        headers["Link"] = f'<{nxt}>; rel="next"'
+                name = url.path[len("/v2/"):-len("/tags/list")]
+                self._send(200, json.dumps({"name": name, "tags": tags}).encode(),
+                           headers=headers)
+
             def _blob(self, digest: str, redirect: bool = True) -> None:
                 data = fake.blobs.get(digest)
+                if data is None and not redirect:
+                    data = fake.foreign.get(digest)
                 if data is None:
                     self._error(404, "BLOB_UNKNOWN")
                     return
@@ -138,7 +196,9 @@ class FakeRegistry:
                     data = data[:-1] + bytes([data[-1] ^ 0xFF])
                 elif fault == "oversize":
                     data = data + b"trailing garbage"
-                if fault in ("truncate", "stall"):
+                if fault == "truncate-once":
+                    del fake.faults[digest]
+                if fault in ("truncate", "stall", "truncate-once"):
                     self.send_response(200)
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Content-Length", str(len(data)))

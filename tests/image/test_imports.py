@@ -21,6 +21,20 @@ def test_requests_is_only_loaded_by_pull() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_local_commands_do_not_load_requests() -> None:
+    # layout-only modules (and the registry modules themselves, until a client is made)
+    code = "\n".join([
+        "import sys",
+        "import ketch.image.push, ketch.image.copy, ketch.image.transfer, ketch.image.gc",
+        "import ketch.image.tags, ketch.image.validate, ketch.image.transports",
+        "import ketch.image.login, ketch.image.inspect_remote, ketch.image.progress",
+        "import ketch.image.registry.client, ketch.image.registry.credentials",
+        "assert 'requests' not in sys.modules, 'requests imported at module level'",
+        "assert 'jsonschema' not in sys.modules, 'jsonschema imported at module level'",
+    ])
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_only_the_default_spec_is_imported_from_the_runtime() -> None:
     pattern = re.compile(r"^\s*(?:from|import)\s+(ketch\.runtime[\w.]*)", re.M)
     used = {m for f in IMAGE_SRC.rglob("*.py") for m in pattern.findall(f.read_text())}

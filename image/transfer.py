@@ -1,0 +1,512 @@
+"""Copy an image (manifest or index, with every blob) from a source to a destination.
+
+The one engine behind ``pull``, ``push`` and ``copy``. Sources and destinations
+are registries (distribution-spec spec.md, see :mod:`.registry.client`) and OCI
+image layouts (image-spec image-layout.md, see :mod:`.layout`); ``oci-archive``
+is a layout in a tar file (:mod:`.transports`).
+
+Order (distribution-spec "Pushing manifests": a manifest's blobs, and an
+index's manifests, must exist before it): config and layers first (layers in
+parallel), then the manifest; for an index with ``all_platforms``, each child
+first, then the index. Without ``all_platforms`` an index is resolved to one
+platform (image-index.md) and the destination gets that manifest only.
+Documents are copied byte for byte, so digests never change. Every blob and
+document is verified against its descriptor (digest over the whole stream,
+size) before it is stored; a destination layout's ``index.json`` is only
+updated at the end, so an interrupted copy leaves a valid layout whose stored
+blobs a later copy reuses.
+
+Index entries with a media type that is neither a manifest nor an index are
+not candidates for platform selection; with ``all_platforms`` they are copied
+as opaque documents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Protocol
+
+from ketch.image import oci
+from ketch.image.errors import (
+    BlobUnknown,
+    ImageError,
+    LayoutError,
+    ManifestError,
+    RegistryError,
+    TransferInterrupted,
+)
+from ketch.image.layout import Layout
+from ketch.image.platforms import Platform, host_platform, select_manifest
+
+if TYPE_CHECKING:
+    from ketch.image.reference import Reference
+    from ketch.image.registry.client import RegistryClient
+
+_MAX_INDEX_DEPTH = 4
+DEFAULT_JOBS = 4
+# A download cut mid-stream is started again (into a fresh temp file) this many times.
+BLOB_ATTEMPTS = 3
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def _report_bytes(progress: Callable[[str], None], digest: str, done: int, total: int) -> None:
+    """Feed a live display (see :class:`~ketch.image.progress.TerminalProgress`), if any."""
+    blob_bytes = getattr(progress, "blob_bytes", None)
+    if blob_bytes is not None:
+        blob_bytes(digest, done, total)
+
+
+# -- sources ------------------------------------------------------------------------
+
+
+class Source(Protocol):
+    """Where an image is read from."""
+
+    name: str
+
+    def top(self) -> tuple[bytes, str | None, str]:
+        """The tagged document: ``(body, declared media type, digest)``."""
+
+    def document(self, desc: dict) -> bytes:
+        """A manifest or index by descriptor, verified against digest and size."""
+
+    def small_blob(self, desc: dict) -> bytes:
+        """A small blob (a config) read whole, verified; at most 4 MiB."""
+
+    def blob_chunks(self, desc: dict) -> Iterator[bytes]:
+        """A blob's bytes in chunks (the destination verifies them)."""
+
+    def blob_file(self, desc: dict) -> IO[bytes] | None:
+        """A seekable file of the blob if the source has one (its reader verifies), else None."""
+
+
+class RegistrySource:
+    """Reads ``ref`` (tag or digest) from a registry through ``client``."""
+
+    def __init__(self, ref: Reference, client: RegistryClient) -> None:
+        self.ref, self.client, self.name = ref, client, str(ref)
+
+    def top(self) -> tuple[bytes, str | None, str]:
+        body, content_type = self.client.get_manifest(self.ref.ref)
+        return body, content_type, self.ref.digest or oci.sha256_digest(body)
+
+    def document(self, desc: dict) -> bytes:
+        media_type = desc.get("mediaType")
+        known = oci.MANIFEST_TYPES | oci.INDEX_TYPES
+        # an opaque index entry is asked for by its own type, known ones by all ours
+        if isinstance(media_type, str) and media_type not in known:
+            data, _ = self.client.get_manifest(desc["digest"], accept=media_type)
+        else:
+            data, _ = self.client.get_manifest(desc["digest"])
+        oci.verify_bytes(data, desc["digest"], desc["size"])
+        return data
+
+    def small_blob(self, desc: dict) -> bytes:
+        if desc["size"] > oci.MAX_DOCUMENT_SIZE:
+            raise ManifestError(f"blob {desc['digest']} is larger than "
+                                f"{oci.MAX_DOCUMENT_SIZE} bytes")
+        data = b"".join(self.client.blob_chunks(desc["digest"]))
+        oci.verify_bytes(data, desc["digest"], desc["size"])
+        return data
+
+    def blob_chunks(self, desc: dict) -> Iterator[bytes]:
+        """From the registry; a blob it does not have is fetched from the descriptor's
+        ``urls`` (foreign / non-distributable layers), without credentials."""
+        digest = desc["digest"]
+        urls = desc.get("urls")
+        if not isinstance(urls, list) or not urls:
+            yield from self.client.blob_chunks(digest)
+            return
+        try:
+            yield from self.client.blob_chunks(digest)
+            return
+        except BlobUnknown as e:
+            errors = [str(e)]
+        for url in urls:
+            try:
+                yield from self.client.foreign_chunks(str(url), digest)
+                return
+            except TransferInterrupted:
+                raise
+            except RegistryError as e:
+                errors.append(str(e))
+        raise RegistryError("; ".join(errors))
+
+    def blob_file(self, desc: dict) -> IO[bytes] | None:
+        return None
+
+
+class LayoutSource:
+    """Reads ``tag`` from an OCI image layout; with ``tag`` None, the layout's only
+    image (as skopeo does for ``oci:PATH`` without a tag)."""
+
+    def __init__(self, layout: Layout, tag: str | None, name: str | None = None) -> None:
+        self.layout, self.tag = layout, tag
+        self.name = name or layout.path
+
+    def top(self) -> tuple[bytes, str | None, str]:
+        if self.tag is None:
+            entries = self.layout.index()["manifests"]
+            if len(entries) != 1:
+                raise LayoutError(f"{self.name}: no tag given and the layout holds "
+                                  f"{len(entries)} images")
+            desc = entries[0]
+        else:
+            desc = self.layout.tags().get(self.tag)
+            if desc is None:
+                raise LayoutError(f"tag {self.tag!r} not found in {self.name}")
+        oci.check_descriptor(desc, f"tag {self.tag!r}")
+        return self.layout.read_blob(desc["digest"], desc["size"]), desc["mediaType"], \
+            desc["digest"]
+
+    def document(self, desc: dict) -> bytes:
+        return self.layout.read_blob(desc["digest"], desc["size"])
+
+    def small_blob(self, desc: dict) -> bytes:
+        return self.layout.read_blob(desc["digest"], desc["size"])
+
+    def blob_chunks(self, desc: dict) -> Iterator[bytes]:
+        with self.layout.open_verified_blob(desc["digest"], desc["size"]) as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    def blob_file(self, desc: dict) -> IO[bytes] | None:
+        # unverified here: uploads verify while sending (see _UploadReader)
+        return self.layout.open_blob(desc["digest"])
+
+
+# -- destinations -------------------------------------------------------------------
+
+
+class Destination(Protocol):
+    """Where an image is written to."""
+
+    name: str
+
+    def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
+        """Store a blob (skipped if already there)."""
+
+    def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
+        """Store a manifest/index (``tag`` None: by digest, as an index's child);
+        returns the descriptor recorded."""
+
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        """The verified bytes of a small blob the destination already holds, else None
+        (spares a download of a config a previous, interrupted copy stored)."""
+
+
+class LayoutDestination:
+    """Writes into the OCI image layout at ``path``; ``tag`` entries go to index.json.
+
+    The layout is created on the first write (a copy that fails before it has
+    anything to store leaves no directory behind) and held with its shared
+    write lock (:meth:`Layout.hold_write_lock`) until :meth:`close`.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path, self.name = path, path
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            layout = Layout.create(self.path)
+            layout.hold_write_lock()
+            self._layout = layout
+        return self._layout
+
+    def close(self) -> None:
+        if self._layout is not None:
+            self._layout.release()
+            self._layout.cleanup_tmp()
+
+    def __enter__(self) -> LayoutDestination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
+        digest, size = desc["digest"], desc["size"]
+        if self.layout.has_blob(digest, size):
+            progress(f"Blob {digest} already present")
+            return
+        progress(f"Copying blob {digest} ({size} bytes)")
+        for attempt in range(1, BLOB_ATTEMPTS + 1):
+            try:
+                with self.layout.blob_writer(digest, size) as w:
+                    for chunk in src.blob_chunks(desc):
+                        w.write(chunk)
+                        _report_bytes(progress, digest, w.size, size)
+                    w.commit()
+                return
+            except TransferInterrupted as e:
+                if attempt == BLOB_ATTEMPTS:
+                    raise
+                progress(f"Retrying blob {digest} ({e})")
+                time.sleep(0.5 * attempt)
+
+    def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
+        self.layout.write_blob(body, desc["digest"])
+        if tag is None:
+            return desc
+        return self.layout.set_tag(tag, desc)
+
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        try:
+            return self.layout.read_blob(desc["digest"], desc["size"])
+        except ImageError:
+            return None
+
+
+class RegistryDestination:
+    """Pushes into one repository of a registry.
+
+    ``mount_from`` lists repositories of the same registry to try a
+    cross-repository mount from before uploading; ``chunk_size`` (bytes)
+    switches blobs larger than it to chunked uploads (None: monolithic).
+    """
+
+    def __init__(self, ref: Reference, client: RegistryClient, *,
+                 mount_from: tuple[str, ...] = (), chunk_size: int | None = None) -> None:
+        self.ref, self.client, self.name = ref, client, str(ref)
+        self.mount_from = mount_from
+        self.chunk_size = chunk_size
+
+    def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
+        digest, size = desc["digest"], desc["size"]
+        if self.client.has_blob(digest):
+            progress(f"Blob {digest} already present")
+            return
+        location = None
+        for repo in self.mount_from:
+            location = self.client.mount_blob(digest, repo)
+            if location is None:
+                progress(f"Mounted blob {digest} from {repo}")
+                return
+        min_chunk = 0
+        if location is None:
+            location, min_chunk = self.client.start_upload()
+        progress(f"Copying blob {digest} ({size} bytes)")
+        with _blob_file(src, desc, progress) as f:
+            if self.chunk_size and size > self.chunk_size:
+                self.client.upload_chunked(location, digest, f, size,
+                                           max(self.chunk_size, min_chunk))
+            else:
+                self.client.upload_monolithic(location, digest, size, f)
+
+    def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
+        media_type = desc["mediaType"]
+        if tag is None and self.client.has_manifest(desc["digest"], media_type):
+            return desc
+        self.client.put_manifest(tag or desc["digest"], body, media_type)
+        return desc
+
+    def stored_small_blob(self, desc: dict) -> bytes | None:
+        return None
+
+
+class _UploadReader:
+    """A blob file as an upload body: verified while it is sent (not in a pass of its
+    own), with a length and a rewind for an auth retry.
+
+    A mismatch raises :class:`~ketch.image.errors.DigestError` once the last
+    byte is read (too many bytes: before they are sent). A monolithic upload
+    has then sent its body, but the registry checks the ``digest`` it was given
+    and refuses the blob; a chunked upload stops before its final ``PUT``.
+    """
+
+    def __init__(self, f: IO[bytes], desc: dict,
+                 progress: Callable[[str], None] = _quiet) -> None:
+        self.f, self.desc, self.progress = f, desc, progress
+        self.seek(0)
+
+    def __len__(self) -> int:
+        return self.desc["size"] - self._verifier.count
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            raise ValueError("an upload body can only be rewound")
+        self.f.seek(0)
+        self._verifier = oci.Verifier(self.desc["digest"], self.desc["size"])
+        return 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n)
+        if chunk:
+            self._verifier.update(chunk)
+            _report_bytes(self.progress, self.desc["digest"], self._verifier.count,
+                          self.desc["size"])
+        else:
+            self._verifier.verify()
+        return chunk
+
+
+@contextlib.contextmanager
+def _blob_file(src: Source, desc: dict,
+               progress: Callable[[str], None] = _quiet) -> Iterator[IO[bytes]]:
+    """The source's own file (verified as it is read), or the blob spooled (and
+    verified) into a temp file, so an upload has a length and can be rewound
+    after an auth challenge."""
+    f = src.blob_file(desc)
+    if f is not None:
+        with f:
+            yield _UploadReader(f, desc, progress)  # type: ignore[misc]
+        return
+    with tempfile.TemporaryFile(prefix="ketch-blob-") as tmp:
+        v = oci.Verifier(desc["digest"], desc["size"])
+        for chunk in src.blob_chunks(desc):
+            v.update(chunk)
+            tmp.write(chunk)
+        v.verify()
+        tmp.seek(0)
+        yield tmp
+
+
+# -- the copy -----------------------------------------------------------------------
+
+
+@dataclass
+class CopyOptions:
+    """``all_platforms``: copy every manifest of an index (else pick ``platform``,
+    default the host); ``jobs``: blobs copied at once; ``progress``: one line per step."""
+
+    all_platforms: bool = False
+    platform: Platform | None = None
+    jobs: int = DEFAULT_JOBS
+    progress: Callable[[str], None] = field(default=_quiet)
+
+
+def copy_image(src: Source, dst: Destination, tag: str | None,
+               options: CopyOptions | None = None) -> dict:
+    """Copy the image ``src`` names to ``dst``, recording it as ``tag`` (None: by digest).
+
+    Returns the descriptor stored for the top document (a manifest, or an index
+    with ``all_platforms``). Raises :class:`~ketch.image.errors.ManifestError`
+    (bad or unsupported documents), ``DigestError`` (content mismatch),
+    ``PlatformError``, ``RegistryError``/``AuthError`` or ``LayoutError``.
+    """
+    options = options or CopyOptions()
+    body, declared, digest = src.top()
+    desc: dict = {"mediaType": declared, "digest": digest, "size": len(body)}
+    oci.verify_bytes(body, digest, len(body))
+    for _ in range(_MAX_INDEX_DEPTH):
+        doc = oci.load_json(body, f"manifest {digest}")
+        desc["mediaType"] = oci.document_media_type(doc, desc.get("mediaType"),
+                                                    f"manifest {digest}")
+        if desc["mediaType"] not in oci.INDEX_TYPES:
+            return _copy_manifest(src, dst, body, doc, desc, tag, options, top=True)
+        if options.all_platforms:
+            for child in doc["manifests"]:
+                _copy_child(src, dst, child, options, depth=1)
+            options.progress(f"Writing index {digest}")
+            return dst.put_document(body, desc, tag)
+        candidates = [m for m in doc["manifests"]
+                      if m.get("mediaType") in oci.MANIFEST_TYPES | oci.INDEX_TYPES]
+        chosen = select_manifest(candidates, options.platform or host_platform())
+        options.progress(f"Resolved {src.name} to {chosen['digest']} "
+                         f"({_platform_text(chosen)})")
+        body = src.document(chosen)
+        digest = chosen["digest"]
+        desc = {k: v for k, v in chosen.items()
+                if k in ("mediaType", "digest", "size", "platform")}
+    raise ManifestError(f"{src.name}: image indexes nested too deeply")
+
+
+def _copy_child(src: Source, dst: Destination, desc: dict, options: CopyOptions,
+                depth: int) -> None:
+    oci.check_descriptor(desc, "index entry")
+    body = src.document(desc)
+    media_type = desc["mediaType"]
+    if media_type not in oci.MANIFEST_TYPES | oci.INDEX_TYPES:
+        options.progress(f"Copying {media_type} {desc['digest']} as an opaque document")
+        dst.put_document(body, desc, None)
+        return
+    doc = oci.load_json(body, f"manifest {desc['digest']}")
+    media_type = oci.document_media_type(doc, media_type, f"manifest {desc['digest']}")
+    if media_type in oci.INDEX_TYPES:
+        if depth >= _MAX_INDEX_DEPTH:
+            raise ManifestError(f"{src.name}: image indexes nested too deeply")
+        for child in doc["manifests"]:
+            _copy_child(src, dst, child, options, depth + 1)
+        dst.put_document(body, desc, None)
+        return
+    _copy_manifest(src, dst, body, doc, desc, None, options, top=False)
+
+
+def _copy_manifest(src: Source, dst: Destination, body: bytes, doc: dict, desc: dict,
+                   tag: str | None, options: CopyOptions, top: bool) -> dict:
+    config_desc = doc["config"]
+    where = f"{src.name} ({desc['digest']})"
+    if config_desc.get("mediaType") not in oci.CONFIG_TYPES:
+        raise ManifestError(f"{where}: config media type {config_desc.get('mediaType')!r} is "
+                            "not an image config")
+    for layer in doc["layers"]:
+        if layer.get("mediaType") not in oci.LAYER_TYPES:
+            raise ManifestError(f"{where}: unsupported layer media type "
+                                f"{layer.get('mediaType')!r}")
+    config_bytes = dst.stored_small_blob(config_desc) or src.small_blob(config_desc)
+    config = oci.load_json(config_bytes, "image config")
+    _check_config(config, doc)
+    dst.put_blob(config_desc, _BytesSource(config_bytes), options.progress)
+    _copy_blobs(src, dst, doc["layers"], options)
+    if top and "platform" not in desc and config.get("os") and config.get("architecture"):
+        desc["platform"] = {k: config[k] for k in ("os", "architecture", "variant")
+                            if config.get(k)}
+    return dst.put_document(body, desc, tag)
+
+
+def _copy_blobs(src: Source, dst: Destination, blobs: list[dict], options: CopyOptions) -> None:
+    unique = list({d["digest"]: d for d in blobs}.values())
+    if options.jobs <= 1 or len(unique) <= 1:
+        for d in unique:
+            dst.put_blob(d, src, options.progress)
+        return
+    with ThreadPoolExecutor(max_workers=min(options.jobs, len(unique))) as pool:
+        futures = [pool.submit(dst.put_blob, d, src, options.progress) for d in unique]
+        for f in as_completed(futures):
+            if f.exception() is not None:
+                # the first failure wins; queued blobs are dropped, running ones finish
+                # (leaving the pool waits for them, so no writer outlives the copy)
+                for other in futures:
+                    other.cancel()
+                raise f.exception()  # type: ignore[misc]
+
+
+class _BytesSource:
+    """A source for one in-memory, already verified blob (the config)."""
+
+    name = "memory"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def blob_chunks(self, desc: dict) -> Iterator[bytes]:
+        yield self.data
+
+    def blob_file(self, desc: dict) -> IO[bytes] | None:
+        import io
+        return io.BytesIO(self.data)
+
+
+def _platform_text(desc: dict) -> str:
+    p = desc.get("platform") or {}
+    return str(Platform(str(p.get("os", "?")), str(p.get("architecture", "?")),
+                        str(p.get("variant", "") or "")))
+
+
+def _check_config(config: dict, manifest: dict) -> None:
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest["layers"]):
+        raise ManifestError("image config rootfs.diff_ids does not match the manifest's layers")
+    for d in diff_ids:
+        oci.validate_digest(d)
