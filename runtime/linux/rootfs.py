@@ -171,8 +171,12 @@ def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str,
                 if opts.has_recursive_attrs:
                     sc.mount_setattr(fd, opts.rec_set, opts.rec_clear, recursive=True)
     except OSError as e:
+        # the filesystem's options are what an EINVAL is most often about (runc
+        # names them too)
+        data = f" (data: {opts.data_string})" if opts.data_string and e.errno == errno.EINVAL \
+            else ""
         raise RootfsError(f"error mounting {mount.get('source', '')!r} to rootfs at "
-                          f"{dest!r}: {e.strerror or e}") from e
+                          f"{dest!r}: {e.strerror or e}{data}") from e
     finally:
         if detached_fd is not None:
             os.close(detached_fd)

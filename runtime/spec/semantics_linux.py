@@ -85,6 +85,8 @@ def _check_uts(doc: dict, ns: dict[str, str]) -> None:
 
 def _check_user(linux: dict, ns: dict[str, str]) -> None:
     uid, gid = linux.get("uidMappings"), linux.get("gidMappings")
+    _check_mapping_sizes(uid, "linux.uidMappings")
+    _check_mapping_sizes(gid, "linux.gidMappings")
     if "user" not in ns:
         for name, maps in (("uidMappings", uid), ("gidMappings", gid)):
             if maps:
@@ -95,8 +97,17 @@ def _check_user(linux: dict, ns: dict[str, str]) -> None:
                 raise ConfigError(f"linux.{name}", "is required for a new user namespace")
 
 
+def _check_mapping_sizes(maps: list | None, field: str) -> None:
+    # the kernel refuses an empty range in uid_map/gid_map with a bare EINVAL
+    for j, m in enumerate(maps or []):
+        if isinstance(m, dict) and m.get("size") == 0:
+            raise ConfigError(f"{field}[{j}].size", "must be at least 1")
+
+
 def _check_idmapped_mounts(mounts: list, ns: dict[str, str]) -> None:
     for i, mount in enumerate(mounts):
+        for name in ("uidMappings", "gidMappings"):
+            _check_mapping_sizes(mount.get(name), f"mounts[{i}].{name}")
         options = mount.get("options") or []
         opts = [o for o in options if o in ("idmap", "ridmap")]
         uid, gid = mount.get("uidMappings"), mount.get("gidMappings")

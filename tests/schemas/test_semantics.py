@@ -59,6 +59,10 @@ CASES = [
     # config-linux.md
     ("ns-duplicate", lambda d: d["linux"]["namespaces"].append({"type": "pid"}),
      'linux.namespaces[5].type: duplicate namespace type "pid"'),
+    ("mount-mapping-size-zero", lambda d: d["mounts"][0].update(
+        options=["bind", "idmap"], uidMappings=[{"containerID": 0, "hostID": 1, "size": 0}],
+        gidMappings=[{"containerID": 0, "hostID": 1, "size": 1}]),
+     "mounts[0].uidMappings[0].size: must be at least 1"),
     ("ns-path-relative", lambda d: d["linux"]["namespaces"][1].update(path="netns/a"),
      "linux.namespaces[1].path: must be an absolute path"),
     ("hostname-no-uts", lambda d: _ns(d, "pid", "mount"),
