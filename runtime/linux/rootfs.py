@@ -115,15 +115,21 @@ def prepare_root(sc: Syscalls, spec: dict, root: str) -> None:
     sc.mount(root, root, "bind", s.MS_BIND | s.MS_REC, None)
 
 
-def _bind_source(mount: dict, bundle: str) -> str:
+def _open_bind_source(mount: dict, bundle: str) -> int:
+    """An ``O_PATH`` fd of the bind mount's source (relative to the bundle; a
+    symlink in it is followed now, as runc follows it). Checking and mounting
+    through this one fd means a source that a shared volume swaps in between
+    (CVE-2021-30465 class) cannot make the two disagree. Raises ``RootfsError``."""
     source = mount.get("source", "")
     if not source:
         raise RootfsError(f"mount {mount['destination']}: bind mount needs a source")
     if not os.path.isabs(source):
         source = os.path.join(bundle, source)
-    if not os.path.exists(source):
-        raise RootfsError(f"mount {mount['destination']}: source {source}: no such file or directory")
-    return source
+    try:
+        return os.open(source, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RootfsError(f"mount {mount['destination']}: source {source}: "
+                          "no such file or directory") from None
 
 
 def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str,
@@ -144,13 +150,17 @@ def mount_entry(sc: Syscalls, root_fd: int, mount: dict, bundle: str,
             _mount_cgroup(sc, root_fd, mount, opts.flags)
             return
         if opts.is_bind or fstype == "bind":
-            source = _bind_source(mount, bundle)
-            kind = "dir" if os.path.isdir(source) else "file"
-            with _opened(root_fd, dest, create=kind) as fd:
-                if detached_fd is not None:
-                    sc.move_mount(detached_fd, fd)
-                else:
-                    sc.mount(source, fd_path(fd), None, s.MS_BIND | (opts.flags & s.MS_REC), None)
+            source_fd = _open_bind_source(mount, bundle)
+            try:
+                kind = "dir" if stat.S_ISDIR(os.fstat(source_fd).st_mode) else "file"
+                with _opened(root_fd, dest, create=kind) as fd:
+                    if detached_fd is not None:
+                        sc.move_mount(detached_fd, fd)
+                    else:
+                        sc.mount(fd_path(source_fd), fd_path(fd), None,
+                                 s.MS_BIND | (opts.flags & s.MS_REC), None)
+            finally:
+                os.close(source_fd)
             extra = opts.flags & ~(s.MS_BIND | s.MS_REC | s.MS_REMOUNT)
             if extra:
                 with _opened(root_fd, dest) as fd:

@@ -249,6 +249,60 @@ def test_mount_destination_raced_in_a_shared_volume(ketch: Runtime, make_bundle,
     shutil.rmtree(host)
 
 
+def test_bind_source_swapped_in_a_shared_volume(ketch: Runtime, make_bundle,
+                                                tmp_path: Path) -> None:
+    """Escape 3, the source side: a shared volume's entry that a bind mount uses
+    as its source flips between a directory and a regular file while containers
+    are created. A runtime that checks the source by path (is it a directory?
+    create the mount point to match) and then mounts it by path again can see
+    two different objects: the mount then fails with "Not a directory" or lands
+    a directory over a file. ketch opens the source once and both checks and
+    mounts that fd, so each container gets a consistent mount or a clean
+    "no such file" while the entry is missing. The window is too small for this
+    stress run to catch a naive runtime reliably; the unit test
+    ``test_bind_source_swapped_between_check_and_mount`` forces the swap into it."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    entry = volume / "entry"
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            try:
+                entry.mkdir()
+                (entry / "in-dir").write_text("d")
+                shutil.rmtree(entry)
+                entry.write_text("f")
+                entry.unlink()
+            except OSError:
+                pass
+
+    def edit(c: dict) -> None:
+        c["mounts"].append({"destination": "/src", "type": "bind", "source": str(entry),
+                            "options": ["bind"]})
+
+    # a new bundle each time: a mount point left by an earlier run keeps its type
+    bundles = [make_bundle(["sh", "-c", "if [ -d /src ]; then ls /src; else cat /src; fi"],
+                           edit=edit) for _ in range(12)]
+    flipper = threading.Thread(target=flip, daemon=True)
+    flipper.start()
+    outcomes = set()
+    try:
+        for bundle in bundles:
+            r = ketch("run", "-b", str(bundle), ketch.new_id("srcrace"))
+            assert "Traceback" not in r.err and "Not a directory" not in r.err, r
+            assert r.rc in (0, 1), r
+            if r.rc == 1:
+                assert "no such file or directory" in r.msg.lower(), r
+            else:
+                # what is mounted is what was checked: a directory shows its file
+                assert r.out in ("in-dir\n", "", "f", "d"), r
+            outcomes.add(r.rc)
+    finally:
+        stop.set()
+        flipper.join(5)
+
+
 # -- 4. /dev tricks ---------------------------------------------------------------------------
 
 

@@ -58,8 +58,9 @@ def test_mounts_go_through_fd_paths_and_create_destinations(bundle):
     mounts = [c for c in sc.calls if c[0] == "mount"]
     assert mounts[0][1:4] == ("proc", mounts[0][2], "proc")
     assert all(t.startswith("/proc/self/fd/") for t in _targets(sc))
-    # bind, then a read-only remount of the same destination
-    assert mounts[1][1] == str(bundle / "data") and mounts[1][4] == s.MS_BIND | s.MS_REC
+    # bind from an fd of the source (checked and mounted as one object), then a
+    # read-only remount of the same destination
+    assert mounts[1][1].startswith("/proc/self/fd/") and mounts[1][4] == s.MS_BIND | s.MS_REC
     assert mounts[2][4] & (s.MS_REMOUNT | s.MS_RDONLY | s.MS_BIND) == \
         s.MS_REMOUNT | s.MS_RDONLY | s.MS_BIND
 
@@ -174,3 +175,40 @@ def test_detached_idmapped_mount_is_moved_not_bound(bundle):
     assert sc.calls[0][1] == detached
     with pytest.raises(OSError):
         os.fstat(detached)  # handed over: mount_entry closed it
+
+
+def test_bind_source_swapped_between_check_and_mount(bundle, monkeypatch):
+    """Escape 3, source side, made deterministic: the source directory is replaced
+    by a file at the moment the destination is opened (after the source's type
+    was looked at, before the mount). A runtime that checks and mounts by path
+    creates a directory mount point and then mounts the file (or whatever the
+    swap put there); ketch mounts the fd it checked, so mount point and source
+    agree. (tests/runtime/test_escapes.py races the same thing for real.)"""
+    import stat
+
+    src = bundle / "vol"
+    src.mkdir()
+    real_open = rootfs.open_in_root
+
+    def swapping_open(root_fd, path, **kw):
+        if path == "/mnt" and src.is_dir():
+            src.rmdir()
+            src.write_text("swapped in")
+        return real_open(root_fd, path, **kw)
+
+    class Checking(RecordingSyscalls):
+        def mount(self, source, target, fstype, flags, data):
+            super().mount(source, target, fstype, flags, data)
+            self.kinds = (stat.S_ISDIR(os.stat(source).st_mode),
+                          stat.S_ISDIR(os.stat(target).st_mode))
+
+    monkeypatch.setattr(rootfs, "open_in_root", swapping_open)
+    sc = Checking()
+    root_fd = os.open(bundle / "rootfs", os.O_PATH | os.O_DIRECTORY)
+    try:
+        rootfs.mount_entry(sc, root_fd, {"destination": "/mnt", "type": "bind",
+                                         "source": "vol", "options": ["bind"]}, str(bundle))
+    finally:
+        os.close(root_fd)
+    assert src.is_file(), "the swap did not happen"
+    assert sc.kinds == (True, True), "mounted something other than what was checked"
