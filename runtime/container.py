@@ -432,8 +432,17 @@ class Container:
         return sorted(self._cgroup().pids())
 
     def process_template(self) -> dict:
-        """A copy of the container's ``process`` object (runc ``exec`` starts from it)."""
-        return json.loads(json.dumps(self._doc["config"].get("process") or {}))
+        """A copy of the container's ``process`` object (runc ``exec`` starts from it).
+
+        A container created without ``process`` (runtime.md allows it; runc
+        refuses such a create) gives root in ``/`` with the default ``PATH``.
+        """
+        process = self._doc["config"].get("process")
+        if not process:
+            from ketch.runtime.spec.default import DEFAULT_PATH
+
+            return {"user": {"uid": 0, "gid": 0}, "cwd": "/", "env": [f"PATH={DEFAULT_PATH}"]}
+        return json.loads(json.dumps(process))
 
     def exec(self, process: dict, *, detach: bool = False, pid_file: str | None = None,
              console_socket: str | None = None, preserve_fds: int = 0,

@@ -164,3 +164,16 @@ def test_start_without_process_fails_and_stops(ketch: Runtime, make_bundle) -> N
     assert ketch("delete", cid).rc == 0
     assert not ketch.root.exists() or os.listdir(ketch.root) == []
     assert cgroup_leftovers(cid) == []
+
+
+def test_exec_into_a_container_created_without_process(ketch: Runtime, make_bundle) -> None:
+    """With no ``process`` to start from, ``exec`` runs as root in ``/`` with the
+    default ``PATH`` (runc cannot get here: it refuses such a ``create``)."""
+    bundle = make_bundle(["true"], edit=_del("process"))
+    cid = ketch.new_id("noprocexec")
+    assert ketch("create", "--bundle", str(bundle), cid).rc == 0
+    r = ketch("exec", cid, "sh", "-c", "pwd; id -u; echo $PATH")
+    assert r.rc == 0, str(r)
+    assert r.out.splitlines()[:2] == ["/", "0"], str(r)
+    assert "/usr/bin" in r.out.splitlines()[2]
+    assert ketch("delete", "--force", cid).rc == 0
