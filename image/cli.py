@@ -1,6 +1,7 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``import``, ``unpack``, ``inspect``. Each only turns options
+Commands: ``pull``, ``import``, ``unpack``, ``inspect`` and ``repack``
+(:mod:`ketch.image.cli_layers`). Each only turns options
 into library calls; every :class:`~ketch.image.errors.ImageError` (and OS error)
 becomes one line ``ketch-image: error: <message>`` on stderr and exit status 1.
 ``requests`` is only imported by ``pull``.
@@ -156,6 +157,15 @@ def inspect(layout: str, platform: str | None) -> None:
     out["manifest"] = image.manifest
     out["config"] = image.config
     click.echo(json.dumps(out, indent=2))
+
+
+def _register_extra_commands() -> None:
+    from ketch.image.cli_layers import repack
+
+    cli.add_command(repack)
+
+
+_register_extra_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ import shutil
 import zlib
 from collections.abc import Callable
 
-from ketch.image import oci
+from ketch.image import bundlemeta, oci
 from ketch.image.convert import convert
 from ketch.image.errors import BundleError, LayerError, ManifestError
 from ketch.image.image import ResolvedImage, resolve
@@ -114,6 +114,7 @@ def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=2)
             f.write("\n")
+        bundlemeta.record(bundle, image.manifest_descriptor, layout.path)
     except BaseException:
         _cleanup(bundle, created)
         raise

@@ -20,7 +20,8 @@ def _layout(tmp_path: Path) -> tuple[Path, LayoutBuilder]:
 def test_default_tag_and_bundle_shape(tmp_path: Path) -> None:
     layout, _ = _layout(tmp_path)
     run_ki("unpack", str(layout), str(tmp_path / "bundle"))
-    assert sorted(os.listdir(tmp_path / "bundle")) == ["config.json", "rootfs"]
+    assert sorted(os.listdir(tmp_path / "bundle")) == [
+        "config.json", "ketch-image.json", "ketch-image.mtree", "rootfs"]
     spec = json.loads((tmp_path / "bundle/config.json").read_text())
     assert spec["root"]["path"] == "rootfs" and spec["process"]["args"] == ["/bin/true"]
     assert (tmp_path / "bundle/rootfs/etc/hostname").read_text() == "ketch\n"
