@@ -26,6 +26,7 @@ int ketch_capget(unsigned int version, int pid, unsigned int *data6);
 int ketch_personality(unsigned long persona);
 int ketch_ioprio_set(int which, int who, int ioprio);
 long ketch_join_session_keyring(const char *name);
+int ketch_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
 /* libseccomp (seccomp.h) */
 typedef void *scmp_filter_ctx;
@@ -49,6 +50,7 @@ int seccomp_load(const scmp_filter_ctx ctx);
 SOURCE = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <sched.h>
 #include <unistd.h>
 #include <sys/mount.h>
@@ -88,6 +90,16 @@ static int ketch_ioprio_set(int which, int who, int ioprio) {
 /* keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring */
 static long ketch_join_session_keyring(const char *name) {
     return syscall(SYS_keyctl, 1, name);
+}
+/* openat2(2) (Linux 5.6): glibc 2.36 has no wrapper; struct open_how from linux/openat2.h */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct ketch_open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+static int ketch_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                         uint64_t resolve) {
+    struct ketch_open_how how = { flags, mode, resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {
