@@ -6,7 +6,8 @@ other files in a bundle; runtimes ignore them):
 - ``ketch-image.json``: ``{"version": 1, "manifest": <descriptor of the image
   manifest the rootfs was built from>, "layout": <absolute layout path>}``;
 - ``ketch-image.mtree``: the mtree-like manifest of ``rootfs/`` right after the
-  unpack (:mod:`ketch.image.layers.mtree`).
+  unpack (:mod:`ketch.image.layers.mtree`); ``"rootless": true`` when the
+  owners live in ``user.rootlesscontainers`` xattrs (repack reads them back).
 
 umoci keeps the same pair (``umoci.json`` and ``sha256_<digest>.mtree``).
 """
@@ -31,6 +32,7 @@ class BundleMeta:
 
     manifest: dict
     layout: str
+    rootless: bool = False
 
 
 def _write_atomic(path: str, data: str) -> None:
@@ -43,13 +45,14 @@ def _write_atomic(path: str, data: str) -> None:
 
 
 def record(bundle: str, manifest_desc: dict, layout: str,
-           snap: mtree.Manifest | None = None) -> None:
+           snap: mtree.Manifest | None = None, rootless: bool = False) -> None:
     """Record ``bundle/rootfs`` (``snap``, else a fresh snapshot) with its manifest descriptor."""
     if snap is None:
         snap = mtree.snapshot(os.path.join(bundle, ROOTFS))
     _write_atomic(os.path.join(bundle, MTREE_FILE), mtree.dumps(snap))
     desc = {k: manifest_desc[k] for k in ("mediaType", "digest", "size") if k in manifest_desc}
-    meta = {"version": 1, "manifest": desc, "layout": os.path.abspath(layout)}
+    meta = {"version": 1, "manifest": desc, "layout": os.path.abspath(layout),
+            "rootless": rootless}
     _write_atomic(os.path.join(bundle, META_FILE), json.dumps(meta, indent=2) + "\n")
 
 
@@ -73,4 +76,5 @@ def load(bundle: str) -> tuple[BundleMeta, mtree.Manifest]:
         manifest = mtree.loads(text)
     except ImageError as e:
         raise BundleError(f"bundle {bundle}: {e}") from None
-    return BundleMeta(manifest=meta["manifest"], layout=str(meta.get("layout", ""))), manifest
+    return BundleMeta(manifest=meta["manifest"], layout=str(meta.get("layout", "")),
+                      rootless=meta.get("rootless") is True), manifest

@@ -99,11 +99,12 @@ def _marker(name: str, mtime: int) -> _Entry:
 
 
 def layer_entries(rootfs: str, changes: mtree.Changes, *,
-                  clamp: int | None = None,
+                  clamp: int | None = None, rootless: bool = False,
                   warn: Callable[[str], None] = _ignore) -> Iterator[_Entry]:
     """Tar entries for ``changes`` in layer order (sorted; each hardlink after its target).
 
     ``clamp``: latest mtime allowed (``SOURCE_DATE_EPOCH``); whiteouts get it (or 0).
+    ``rootless``: owners come from ``user.rootlesscontainers`` xattrs.
     """
     marker_time = clamp if clamp is not None else 0
     names: list[tuple[str, str | None]] = [(n, None) for n in changes.added + changes.modified]
@@ -125,7 +126,7 @@ def layer_entries(rootfs: str, changes: mtree.Changes, *,
         except FileNotFoundError:
             warn(f"{name}: removed while repacking, skipped")
             continue
-        entry = entry_for_path(path, name, st, warn)
+        entry = entry_for_path(path, name, st, warn, rootless=rootless)
         if entry is None:
             continue
         if clamp is not None and entry.info.mtime > clamp:
@@ -184,7 +185,8 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
         history["empty_layer"] = True
     else:
         with layout.blob_writer() as w:
-            layer = write_layer(layer_entries(rootfs, changes, clamp=clamp, warn=warn),
+            layer = write_layer(layer_entries(rootfs, changes, clamp=clamp,
+                                               rootless=meta.rootless, warn=warn),
                                 w)  # type: ignore[arg-type]
             w.commit()
         manifest["layers"] = [*manifest.get("layers", []),
@@ -206,5 +208,5 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
     stored = layout.set_tag(tag, desc)
     layout.cleanup_tmp()
     if refresh:
-        bundlemeta.record(bundle, desc, layout.path, snap=current)
+        bundlemeta.record(bundle, desc, layout.path, snap=current, rootless=meta.rootless)
     return RepackResult(descriptor=stored, layer=layer, changes=changes)

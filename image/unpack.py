@@ -18,6 +18,7 @@ import os
 import shutil
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ketch.image import bundlemeta, oci
 from ketch.image.convert import convert
@@ -25,6 +26,7 @@ from ketch.image.errors import BundleError, LayerError, ManifestError
 from ketch.image.image import ResolvedImage, resolve
 from ketch.image.layers.apply import LayerApplier
 from ketch.image.layers.compression import HashingReader, open_decompressed
+from ketch.image.layers.ownership import IdMap
 from ketch.image.layout import Layout
 from ketch.image.paths import Root
 from ketch.image.platforms import Platform
@@ -63,8 +65,22 @@ def _cleanup(bundle: str, created: bool) -> None:
                 os.unlink(path)
 
 
+@dataclass
+class UnpackOptions:
+    """How to lay the rootfs down: ``rootless`` (no chown, owners in the
+    ``user.rootlesscontainers`` xattr, no devices), ``uid_map``/``gid_map``
+    (container ids to host ids, and a user namespace in config.json),
+    ``keep_selinux`` (apply ``security.selinux`` xattrs from the layers)."""
+
+    rootless: bool = False
+    uid_map: list[IdMap] = field(default_factory=list)
+    gid_map: list[IdMap] = field(default_factory=list)
+    keep_selinux: bool = False
+
+
 def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
-                 warn: Callable[[str], None] = _ignore) -> None:
+                 warn: Callable[[str], None] = _ignore,
+                 options: UnpackOptions | None = None) -> None:
     """Apply every layer of ``image`` onto the directory ``rootfs`` in order.
 
     Raises :class:`LayerError` (hostile entries, diff_id mismatch),
@@ -76,7 +92,9 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
     if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
         raise ManifestError("image config rootfs.diff_ids does not match the manifest's layers")
     with Root(rootfs) as root:
-        applier = LayerApplier(root, warn)
+        opts = options or UnpackOptions()
+        applier = LayerApplier(root, warn, rootless=opts.rootless, uid_map=opts.uid_map,
+                               gid_map=opts.gid_map, keep_selinux=opts.keep_selinux)
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             if desc.get("mediaType") not in oci.LAYER_TYPES:
                 raise ManifestError(f"unsupported layer media type {desc.get('mediaType')!r}")
@@ -94,27 +112,33 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
                 if actual != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest {actual} "
                                      f"does not match diff_id {diff_id}")
+        applier.finish()
 
 
 def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None = None,
-           volumes: str = "tmpfs", warn: Callable[[str], None] = _ignore) -> ResolvedImage:
+           volumes: str = "tmpfs", warn: Callable[[str], None] = _ignore,
+           options: UnpackOptions | None = None) -> ResolvedImage:
     """Unpack ``layout_path:tag`` into the bundle directory ``bundle``.
 
     ``bundle`` must not exist or be empty; on any failure everything this call
-    created is removed. Returns the resolved image. Raises ImageError subclasses.
+    created is removed. The bundle also gets ``ketch-image.json`` and
+    ``ketch-image.mtree`` (:mod:`ketch.image.bundlemeta`) for a later repack.
+    Returns the resolved image. Raises ImageError subclasses.
     """
+    opts = options or UnpackOptions()
     layout = Layout.open(layout_path)
     image = resolve(layout, tag, platform)
     created = _prepare_bundle(bundle)
     try:
         rootfs = os.path.join(bundle, "rootfs")
         os.mkdir(rootfs, 0o755)
-        apply_layers(layout, image, rootfs, warn)
-        spec = convert(image.config, rootfs, volumes=volumes, warn=warn)
+        apply_layers(layout, image, rootfs, warn, opts)
+        spec = convert(image.config, rootfs, volumes=volumes, warn=warn, rootless=opts.rootless,
+                       uid_map=opts.uid_map, gid_map=opts.gid_map)
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=2)
             f.write("\n")
-        bundlemeta.record(bundle, image.manifest_descriptor, layout.path)
+        bundlemeta.record(bundle, image.manifest_descriptor, layout.path, rootless=opts.rootless)
     except BaseException:
         _cleanup(bundle, created)
         raise

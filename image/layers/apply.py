@@ -7,6 +7,11 @@ else is removed and recreated), "Whiteouts" (``.wh.NAME`` removes NAME from
 (``.wh..wh..opq`` hides every lower child of its directory, wherever it appears
 in the archive). File attributes: mode (incl. setuid/setgid/sticky), numeric
 uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices.
+``security.selinux`` labels are host policy, not image content: they are
+dropped unless ``keep_selinux`` is asked for. Ownership goes through
+:mod:`ketch.image.layers.ownership` (plain, id-mapped, or rootless: the ids
+kept in the ``user.rootlesscontainers`` xattr, device nodes skipped with a
+warning, directories kept owner-writable until :meth:`LayerApplier.finish`).
 
 Every name goes through :mod:`ketch.image.paths`: parents resolve in-root, the
 final component is never followed, and names or hardlink targets that climb out
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from ketch.image.errors import LayerError, PathNotFound
+from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
 from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
 
 WHITEOUT_PREFIX = ".wh."
@@ -46,9 +52,17 @@ class LayerApplier:
     attributes that cannot be set (e.g. an xattr the filesystem rejects).
     """
 
-    def __init__(self, root: Root, warn: Callable[[str], None] = _ignore) -> None:
+    def __init__(self, root: Root, warn: Callable[[str], None] = _ignore, *,
+                 rootless: bool = False, uid_map: list[IdMap] | None = None,
+                 gid_map: list[IdMap] | None = None, keep_selinux: bool = False) -> None:
         self.root = root
         self.warn = warn
+        self.rootless = rootless
+        self.uid_map = list(uid_map or [])
+        self.gid_map = list(gid_map or [])
+        self.keep_selinux = keep_selinux
+        # rootless: directory modes that would lock the unpacking user out, set last
+        self.deferred_modes: dict[Key, int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -100,8 +114,8 @@ class LayerApplier:
         if not member.isdir():
             raise LayerError(f"refusing entry {member.name!r}: would replace the root directory")
         fd = self.root.fd
-        os.chown(f"/proc/self/fd/{fd}", member.uid, member.gid)
-        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(member.mode))
+        self._own_fd(fd, member)
+        self._chmod_dir(f"/proc/self/fd/{fd}", (), stat.S_IMODE(member.mode))
         self._xattrs_fd(fd, member)
         self.times[()] = _times(member)
 
@@ -111,7 +125,7 @@ class LayerApplier:
             if st is not None:
                 remove_nofollow(pfd, name)
             os.mkdir(name, 0o700, dir_fd=pfd)
-        self._metadata(pfd, name, member)
+        self._metadata(pfd, name, member, key)
         self.times[key] = _times(member)
 
     def _non_directory(self, tf: tarfile.TarFile, pfd: int, name: str, key: Key,
@@ -122,6 +136,9 @@ class LayerApplier:
         if not (member.isreg() or member.issym() or member.ischr() or member.isblk()
                 or member.isfifo()):
             self.warn(f"skipping {member.name!r}: unsupported tar entry type {member.type!r}")
+            return
+        if self.rootless and (member.ischr() or member.isblk()):
+            self.warn(f"skipping device {member.name!r}: rootless unpack cannot create devices")
             return
         remove_nofollow(pfd, name)
         if member.isreg():
@@ -147,7 +164,7 @@ class LayerApplier:
             if src is not None:
                 while chunk := src.read(1 << 20):
                     _write_all(fd, chunk)
-            os.fchown(fd, member.uid, member.gid)
+            self._own_fd(fd, member)
             os.fchmod(fd, stat.S_IMODE(member.mode))
             self._xattrs_fd(fd, member)
         finally:
@@ -248,21 +265,88 @@ class LayerApplier:
 
     # -- attributes ---------------------------------------------------------------
 
-    def _metadata(self, pfd: int, name: str, member: tarfile.TarInfo) -> None:
-        # chown first: it clears setuid/setgid bits that chmod then sets.
-        os.chown(name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+    def _metadata(self, pfd: int, name: str, member: tarfile.TarInfo,
+                  key: Key | None = None) -> None:
         if member.issym():
-            return  # Linux symlinks have no mode of their own; xattrs on them are rare
-        chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
-        if _xattrs(member):
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            # Linux symlinks have no mode of their own and no user.* xattrs.
+            if not self.rootless:
+                os.chown(name, map_to_host(self.uid_map, member.uid, "uid"),
+                         map_to_host(self.gid_map, member.gid, "gid"), dir_fd=pfd,
+                         follow_symlinks=False)
+            return
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            # chown first: it clears setuid/setgid bits that chmod then sets.
+            self._own_fd(fd, member)
+            if member.isdir() and key is not None:
+                self._chmod_dir(f"/proc/self/fd/{fd}", key, stat.S_IMODE(member.mode))
+            else:
+                chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
+            self._xattrs_fd(fd, member)
+        finally:
+            os.close(fd)
+
+    def _own_fd(self, fd: int, member: tarfile.TarInfo) -> None:
+        """Give the file behind ``fd`` (any fd, O_PATH too) the entry's owner."""
+        path = f"/proc/self/fd/{fd}"
+        if not self.rootless:
+            os.chown(path, map_to_host(self.uid_map, member.uid, "uid"),
+                     map_to_host(self.gid_map, member.gid, "gid"))
+            return
+        value = encode_rootless(member.uid, member.gid)
+        if not (member.isreg() or member.isdir()):
+            # Linux allows user.* xattrs only on regular files and directories.
+            if value:
+                self.warn(f"{member.name}: owner {member.uid}:{member.gid} cannot be recorded "
+                          "on a special file in a rootless unpack")
+            return
+        try:
+            if value:
+                os.setxattr(path, ROOTLESS_XATTR, value)
+            else:
+                os.removexattr(path, ROOTLESS_XATTR)
+        except OSError as e:
+            if e.errno == errno.ENODATA:
+                return
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+            self.warn(f"{member.name}: cannot record owner {member.uid}:{member.gid} "
+                      f"in {ROOTLESS_XATTR}: {e.strerror}")
+
+    def _chmod_dir(self, path: str, key: Key, mode: int) -> None:
+        if self.rootless and mode & 0o700 != 0o700:
+            # Later entries must still be creatable inside it; finish() sets the real mode.
+            self.deferred_modes[key] = mode
+            mode |= 0o700
+        else:
+            self.deferred_modes.pop(key, None)
+        os.chmod(path, mode)
+
+    def finish(self) -> None:
+        """Call once after the last layer: applies deferred (rootless) directory modes."""
+        for key in sorted(self.deferred_modes, key=len, reverse=True):
+            mode = self.deferred_modes[key]
+            if not key:
+                os.chmod(f"/proc/self/fd/{self.root.fd}", mode)
+                continue
             try:
-                self._xattrs_fd(fd, member)
+                pfd, name, _ = self.root.walk(list(key), follow_final=False)
+            except PathNotFound:
+                continue
+            try:
+                st = _lstat(pfd, name)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    chmod_nofollow(pfd, name, mode)
             finally:
-                os.close(fd)
+                os.close(pfd)
+        self.deferred_modes.clear()
 
     def _xattrs_fd(self, fd: int, member: tarfile.TarInfo) -> None:
         for attr, value in _xattrs(member).items():
+            if attr.startswith("security.selinux") and not self.keep_selinux:
+                continue
+            if attr == ROOTLESS_XATTR and self.rootless:
+                continue  # ownership is ours to record
             try:
                 os.setxattr(f"/proc/self/fd/{fd}", attr, value)
             except OSError as e:

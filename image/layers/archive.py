@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ketch.image.errors import LayerError
+from ketch.image.layers.ownership import ROOTLESS_XATTR, decode_rootless
 from ketch.image.paths import clean_name
 
 # Host-specific labels must not leak into an image.
@@ -91,11 +92,14 @@ def _xattrs_of(path: str) -> dict[str, str]:
 
 
 def entry_for_path(path: str, name: str, st: os.stat_result,
-                   warn: Callable[[str], None] = _ignore) -> _Entry | None:
+                   warn: Callable[[str], None] = _ignore, *,
+                   rootless: bool = False) -> _Entry | None:
     """A tar entry named ``name`` (``""`` for the root) for the file at host ``path``.
 
     ``st`` is its ``lstat``. Hardlinks are not detected here (callers that
-    group inodes set ``LNKTYPE`` themselves). Returns None for sockets (with a
+    group inodes set ``LNKTYPE`` themselves). With ``rootless`` the owner is
+    the one recorded in the ``user.rootlesscontainers`` xattr (0:0 without
+    it), and that xattr is not copied. Returns None for sockets (with a
     warning): tar cannot represent them.
     """
     mode = st.st_mode
@@ -123,6 +127,10 @@ def entry_for_path(path: str, name: str, st: os.stat_result,
         warn(f"skipping {name}: sockets cannot be stored in a layer")
         return None
     info.pax_headers = _xattrs_of(path)
+    if rootless:
+        raw = info.pax_headers.pop("SCHILY.xattr." + ROOTLESS_XATTR, None)
+        info.uid, info.gid = (decode_rootless(raw.encode("utf-8", "surrogateescape"))
+                              if raw is not None else (0, 0))
     return _Entry(info, opener)
 
 
