@@ -10,7 +10,8 @@ DEMO_DIR      ?= /tmp/ketch-demo
 # Packages the runtime, the image tool and the tests need (the tests compare
 # against runc/umoci/skopeo and run a real registry).
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
-                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps
+                 libseccomp-dev runc umoci skopeo docker-registry iproute2 procps \
+                 debootstrap
 
 .PHONY: all deps venv demo test lint conformance orchestrators bench clean
 
