@@ -223,6 +223,11 @@ class Layout:
                 v.update(chunk)
             v.verify()
 
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Open a stored blob for reading, not yet verified: for callers that verify
+        while streaming (``ketch.image.layers.stream``). Raises LayoutError."""
+        return self._open_blob(digest)
+
     def open_verified_blob(self, digest: str, size: int | None = None) -> BinaryIO:
         """Verify the blob, then return it opened for reading from the start."""
         f = self._open_blob(digest)

@@ -12,24 +12,28 @@ config's ``rootfs.diff_ids``), and ``config.json`` from the image config
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ketch.image import bundlemeta, oci
 from ketch.image.convert import convert
-from ketch.image.errors import BundleError, LayerError, ManifestError
+from ketch.image.errors import BundleError, DigestError, ImageError, LayerError, ManifestError
 from ketch.image.image import ResolvedImage, resolve
 from ketch.image.layers.apply import LayerApplier
-from ketch.image.layers.compression import HashingReader, open_decompressed
 from ketch.image.layers.ownership import IdMap
+from ketch.image.layers.stream import LayerStream
 from ketch.image.layout import Layout
 from ketch.image.paths import Root
 from ketch.image.platforms import Platform
+
+# Tar-bomb budget per layer. Far above any real image (the largest public base
+# images are a few GiB and ~10^5 files), far below what fills a disk or the
+# applier's bookkeeping.
+DEFAULT_MAX_LAYER_BYTES = 64 << 30
+DEFAULT_MAX_LAYER_ENTRIES = 4_000_000
 
 
 def _ignore(_msg: str) -> None:
@@ -70,12 +74,26 @@ class UnpackOptions:
     """How to lay the rootfs down: ``rootless`` (no chown, owners in the
     ``user.rootlesscontainers`` xattr, no devices), ``uid_map``/``gid_map``
     (container ids to host ids, and a user namespace in config.json),
-    ``keep_selinux`` (apply ``security.selinux`` xattrs from the layers)."""
+    ``keep_selinux`` (apply ``security.selinux`` xattrs from the layers),
+    ``max_layer_bytes``/``max_layer_entries`` (tar-bomb budget per layer:
+    uncompressed bytes and tar entries; None for no limit)."""
 
     rootless: bool = False
     uid_map: list[IdMap] = field(default_factory=list)
     gid_map: list[IdMap] = field(default_factory=list)
     keep_selinux: bool = False
+    max_layer_bytes: int | None = DEFAULT_MAX_LAYER_BYTES
+    max_layer_entries: int | None = DEFAULT_MAX_LAYER_ENTRIES
+
+
+def _prefer_digest_error(stream: LayerStream) -> None:
+    """Raise the blob's DigestError, if it has one: it explains any later failure."""
+    try:
+        stream.finish()
+    except DigestError:
+        raise
+    except (ImageError, OSError):
+        pass
 
 
 def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
@@ -94,21 +112,23 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
     with Root(rootfs) as root:
         opts = options or UnpackOptions()
         applier = LayerApplier(root, warn, rootless=opts.rootless, uid_map=opts.uid_map,
-                               gid_map=opts.gid_map, keep_selinux=opts.keep_selinux)
+                               gid_map=opts.gid_map, keep_selinux=opts.keep_selinux,
+                               max_entries=opts.max_layer_entries)
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             if desc.get("mediaType") not in oci.LAYER_TYPES:
                 raise ManifestError(f"unsupported layer media type {desc.get('mediaType')!r}")
             algorithm, _ = oci.parse_digest(diff_id)
-            with layout.open_verified_blob(desc["digest"], desc["size"]) as blob:
-                reader = HashingReader(open_decompressed(blob), hashlib.new(algorithm))
+            with layout.open_blob(desc["digest"]) as blob, \
+                    LayerStream(blob, desc["digest"], desc["size"], algorithm,
+                                opts.max_layer_bytes) as stream:
                 try:
-                    applier.apply(reader)  # type: ignore[arg-type]
-                    reader.drain()
-                except (OSError, EOFError, zlib.error) as e:
-                    # Filesystem errors and broken compression both mean this
-                    # layer could not be applied; say which one.
-                    raise LayerError(f"layer {desc['digest']}: {e}") from None
-                actual = f"{algorithm}:{reader.hash.hexdigest()}"
+                    applier.apply(stream)  # type: ignore[arg-type]
+                    actual = stream.finish()
+                except (ImageError, OSError) as e:
+                    _prefer_digest_error(stream)
+                    if isinstance(e, OSError):
+                        raise LayerError(f"layer {desc['digest']}: {e}") from None
+                    raise
                 if actual != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest {actual} "
                                      f"does not match diff_id {diff_id}")

@@ -36,6 +36,9 @@ OPAQUE_WHITEOUT = ".wh..wh..opq"
 # aufs keeps its own bookkeeping under .wh..wh.*; such entries carry no change.
 _AUFS_META_PREFIX = ".wh..wh."
 
+# tarfile's stream reader pulls this much per read and copies the remainder on
+# every header: 64 KiB keeps both the call count and the copies small.
+_TAR_BUFSIZE = 64 * 1024
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
@@ -54,13 +57,15 @@ class LayerApplier:
 
     def __init__(self, root: Root, warn: Callable[[str], None] = _ignore, *,
                  rootless: bool = False, uid_map: list[IdMap] | None = None,
-                 gid_map: list[IdMap] | None = None, keep_selinux: bool = False) -> None:
+                 gid_map: list[IdMap] | None = None, keep_selinux: bool = False,
+                 max_entries: int | None = None) -> None:
         self.root = root
         self.warn = warn
         self.rootless = rootless
         self.uid_map = list(uid_map or [])
         self.gid_map = list(gid_map or [])
         self.keep_selinux = keep_selinux
+        self.max_entries = max_entries
         # rootless: directory modes that would lock the unpacking user out, set last
         self.deferred_modes: dict[Key, int] = {}
         self._reset()
@@ -81,8 +86,12 @@ class LayerApplier:
         """
         self._reset()
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
-                for member in tf:
+            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
+                              bufsize=_TAR_BUFSIZE) as tf:
+                for count, member in enumerate(tf, 1):
+                    if self.max_entries is not None and count > self.max_entries:
+                        raise LayerError(
+                            f"layer has more than {self.max_entries} entries (tar-bomb budget)")
                     self._entry(tf, member)
         except tarfile.TarError as e:
             raise LayerError(f"invalid layer archive: {e}") from None
