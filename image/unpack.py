@@ -24,7 +24,7 @@ from ketch.image.errors import BundleError, DigestError, ImageError, LayerError,
 from ketch.image.image import ResolvedImage, resolve
 from ketch.image.layers.apply import LayerApplier
 from ketch.image.layers.ownership import IdMap
-from ketch.image.layers.stream import LayerStream
+from ketch.image.layers.stream import LayerStream, media_type_compression
 from ketch.image.layout import Layout
 from ketch.image.paths import Root
 from ketch.image.platforms import Platform
@@ -120,7 +120,8 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
             algorithm, _ = oci.parse_digest(diff_id)
             with layout.open_blob(desc["digest"]) as blob, \
                     LayerStream(blob, desc["digest"], desc["size"], algorithm,
-                                opts.max_layer_bytes) as stream:
+                                opts.max_layer_bytes,
+                                media_type_compression(desc["mediaType"])) as stream:
                 try:
                     applier.apply(stream)  # type: ignore[arg-type]
                     actual = stream.finish()

@@ -6,7 +6,8 @@ else is removed and recreated), "Whiteouts" (``.wh.NAME`` removes NAME from
 *lower* layers only, the whiteout itself is never created) and "Opaque Whiteout"
 (``.wh..wh..opq`` hides every lower child of its directory, wherever it appears
 in the archive). File attributes: mode (incl. setuid/setgid/sticky), numeric
-uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices.
+uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices; PAX ``atime``;
+sparse members (GNU and PAX formats) are written with holes.
 ``security.selinux`` labels are host policy, not image content: they are
 dropped unless ``keep_selinux`` is asked for. Ownership goes through
 :mod:`ketch.image.layers.ownership` (plain, id-mapped, or rootless: the ids
@@ -20,6 +21,7 @@ of the root are refused with :class:`~ketch.image.errors.LayerError`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -39,6 +41,8 @@ _AUFS_META_PREFIX = ".wh..wh."
 # tarfile's stream reader pulls this much per read and copies the remainder on
 # every header: 64 KiB keeps both the call count and the copies small.
 _TAR_BUFSIZE = 64 * 1024
+# Zero runs at least this long (and aligned to it) become holes in sparse files.
+_SPARSE_CHUNK = 64 * 1024
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
@@ -170,7 +174,9 @@ class LayerApplier:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
         try:
-            if src is not None:
+            if src is not None and member.sparse is not None:
+                _write_sparse(fd, src, member.size)
+            elif src is not None:
                 while chunk := src.read(1 << 20):
                     _write_all(fd, chunk)
             self._own_fd(fd, member)
@@ -396,8 +402,23 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 
 def _times(member: tarfile.TarInfo) -> tuple[int, int]:
-    ns = round(float(member.mtime) * 1_000_000_000)
-    return ns, ns
+    """(atime, mtime) in ns: the PAX ``atime`` when the entry has one, else the mtime."""
+    mtime = round(float(member.mtime) * 1_000_000_000)
+    atime = mtime
+    if "atime" in member.pax_headers:
+        with contextlib.suppress(ValueError):
+            atime = round(float(member.pax_headers["atime"]) * 1_000_000_000)
+    return atime, mtime
+
+
+def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:
+    """Copy a sparse member (GNU or PAX sparse), leaving zero runs as holes."""
+    while chunk := src.read(_SPARSE_CHUNK):
+        if chunk.count(0) == len(chunk):
+            os.lseek(fd, len(chunk), os.SEEK_CUR)
+        else:
+            _write_all(fd, chunk)
+    os.ftruncate(fd, size)
 
 
 def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:

@@ -86,24 +86,40 @@ class _Decompressor:
             raise LayerError(f"truncated {self.kind} stream")
 
 
+def media_type_compression(media_type: str) -> str | None:
+    """Compression an OCI layer media type promises (None for Docker's, which is known
+    to label uncompressed blobs ``tar.gzip``: there the magic bytes decide)."""
+    if not media_type.startswith("application/vnd.oci.image.layer."):
+        return None
+    if media_type.endswith("+gzip"):
+        return "gzip"
+    if media_type.endswith("+zstd"):
+        return "zstd"
+    return "plain" if media_type.endswith(".tar") else None
+
+
 class LayerStream(io.RawIOBase):
     """A readable, uncompressed view of a layer blob, produced on a worker thread.
 
     ``blob``: the blob file opened at its start; ``digest``/``size``: its
     descriptor's; ``diff_id_algorithm``: hash for the uncompressed stream;
     ``max_bytes``: the largest uncompressed size accepted (a decompression
-    bomb budget; ``None`` for no limit). Use as a context manager; call
+    bomb budget; ``None`` for no limit); ``compression``: what the media type
+    says (``"gzip"``, ``"zstd"``, ``"plain"``; None accepts whatever the magic
+    bytes show), a mismatch is a LayerError. Use as a context manager; call
     :meth:`finish` after the tar has been applied.
     """
 
     def __init__(self, blob: BinaryIO, digest: str, size: int | None,
-                 diff_id_algorithm: str = "sha256", max_bytes: int | None = None) -> None:
+                 diff_id_algorithm: str = "sha256", max_bytes: int | None = None,
+                 compression: str | None = None) -> None:
         super().__init__()
         self._blob = blob
         self._verifier = Verifier(digest, size)
         self.diff_hash = hashlib.new(diff_id_algorithm)
         self.uncompressed_size = 0
         self._max = max_bytes
+        self._expected = compression
         self._queue: queue.Queue = queue.Queue(_QUEUE_DEPTH)
         self._stop = threading.Event()
         self._buf = memoryview(b"")
@@ -132,6 +148,9 @@ class LayerStream(io.RawIOBase):
     def _pump(self) -> None:
         chunk = self._blob.read(_CHUNK)
         dec = _Decompressor(chunk[:4])
+        if self._expected is not None and chunk and dec.kind != self._expected:
+            raise LayerError(f"the media type says {self._expected} but the blob's magic "
+                             f"bytes say {dec.kind}")
         try:
             while chunk:
                 self._verifier.update(chunk)
