@@ -138,6 +138,19 @@ class Root:
             raise
         return pfd, comps[-1], parent
 
+    def make_dirs(self, path: str) -> None:
+        """Create directory ``path`` (and missing parents, mode 0755) inside the root.
+
+        Symlinks on the way are followed in-root. Raises :class:`PathNotFound`
+        when a component exists and is not a directory.
+        """
+        fd = self._open(path.split("/"), True, path.split("/"))
+        try:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise PathNotFound(f"{path!r} exists and is not a directory")
+        finally:
+            os.close(fd)
+
     def resolve(self, path: str, *, follow_final: bool = True) -> str:
         """Host path that ``path`` names inside the root (for display and tests).
 

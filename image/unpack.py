@@ -40,6 +40,16 @@ def _ignore(_msg: str) -> None:
     pass
 
 
+def _make_workdir(rootfs: str, cwd: str) -> None:
+    """Create the image's WorkingDir in the rootfs when missing (as Docker and runc do;
+    it then belongs to the unpacked tree, so a repack does not record it)."""
+    with Root(rootfs) as root:
+        try:
+            root.make_dirs(cwd)
+        except LayerError as e:
+            raise BundleError(f"working directory {cwd}: {e}") from None
+
+
 def _prepare_bundle(bundle: str) -> bool:
     """Make sure ``bundle`` is a new or empty directory; return True if we created it."""
     try:
@@ -156,6 +166,7 @@ def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None
         apply_layers(layout, image, rootfs, warn, opts)
         spec = convert(image.config, rootfs, volumes=volumes, warn=warn, rootless=opts.rootless,
                        uid_map=opts.uid_map, gid_map=opts.gid_map)
+        _make_workdir(rootfs, spec["process"]["cwd"])
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=2)
             f.write("\n")
