@@ -24,7 +24,7 @@ import stat
 from collections.abc import Iterator
 
 from ketch.image.errors import LayerError, PathNotFound
-from ketch.runtime.linux.paths import PathEscapeError, open_in_root
+from ketch.runtime.linux.paths import PathEscapeError, open_in_root, open_plain
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -128,11 +128,18 @@ class Root:
                 return os.dup(self.fd), "", []
             parent, name = phys[:-1], phys[-1]
             return self._open(parent, False, comps), name, parent
-        pfd = self._open(comps[:-1], create, comps)
+        parent = comps[:-1]
+        # Most entries have no symlink and no ".." above them: then one openat2
+        # call finds the directory and its physical path is the name itself.
+        pfd = open_plain(self.fd, "/".join(parent)) if ".." not in parent else None
+        known = pfd is not None
+        if pfd is None:
+            pfd = self._open(parent, create, comps)
         try:
             if not stat.S_ISDIR(os.fstat(pfd).st_mode):
                 raise PathNotFound(f"{'/'.join(comps)!r}: {comps[-2]!r} is not a directory")
-            parent = self._physical(pfd) if len(comps) > 1 else []
+            if not known and parent:
+                parent = self._physical(pfd)
         except BaseException:
             os.close(pfd)
             raise

@@ -27,7 +27,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ketch.image.errors import LayerError, PathNotFound
 from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
@@ -46,6 +46,7 @@ _SPARSE_CHUNK = 64 * 1024
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
+T = TypeVar("T")
 
 
 def _ignore(_msg: str) -> None:
@@ -82,6 +83,7 @@ class LayerApplier:
         # Directory times to (re)apply when the layer is done: creating
         # children changes a directory's mtime, and the layer's own value wins.
         self.times: dict[Key, tuple[int, int]] = {}
+        self._cached: tuple[Key, int] | None = None  # see _parent()
 
     def apply(self, stream: BinaryIO) -> None:
         """Apply the uncompressed tar ``stream`` as a layer.
@@ -99,6 +101,8 @@ class LayerApplier:
                     self._entry(tf, member)
         except tarfile.TarError as e:
             raise LayerError(f"invalid layer archive: {e}") from None
+        finally:
+            self._drop_cached()
         self._apply_times()
 
     # -- entries ------------------------------------------------------------------
@@ -111,8 +115,12 @@ class LayerApplier:
         if not comps:
             self._root_entry(member)
             return
-        with self.root.parent_of(comps, create=True) as (pfd, name, parent):
+        pfd, name, parent, owned = self._parent(comps)
+        try:
             key = (*parent, name)
+            cached = self._cached
+            if cached is not None and key == cached[0][:len(key)]:
+                self._drop_cached()  # this entry may replace a directory on the cached path
             self._note_dir_time(pfd, tuple(parent))
             if member.isdir():
                 self._directory(pfd, name, key, member)
@@ -121,6 +129,34 @@ class LayerApplier:
             self.created.add(key)
             for i in range(len(key)):
                 self.ancestors.add(key[:i])
+        finally:
+            if owned:
+                os.close(pfd)
+
+    def _parent(self, comps: list[str]) -> tuple[int, str, list[str], bool]:
+        """``(dir fd, name, physical parent, caller closes fd)`` for an entry.
+
+        Sorted layers put siblings next to each other, so the last parent
+        directory is kept open and reused, but only when its physical path is
+        its name (no symlink resolved on the way): then only an entry at that
+        path or above it can change what the name resolves to, and such an
+        entry drops the cached fd first (see :meth:`_entry`); whiteouts drop it too.
+        """
+        lexical = tuple(comps[:-1])
+        cached = self._cached
+        if cached is not None and cached[0] == lexical:
+            return cached[1], comps[-1], list(lexical), False
+        pfd, name, parent = self.root.walk(comps, follow_final=False, create=True)
+        if tuple(parent) != lexical:
+            return pfd, name, parent, True
+        self._drop_cached()
+        self._cached = (lexical, pfd)
+        return pfd, name, parent, False
+
+    def _drop_cached(self) -> None:
+        if self._cached is not None:
+            os.close(self._cached[1])
+            self._cached = None
 
     def _root_entry(self, member: tarfile.TarInfo) -> None:
         # CVE-2021-29136 (umoci): an entry for "/" must not change its type.
@@ -153,35 +189,35 @@ class LayerApplier:
         if self.rootless and (member.ischr() or member.isblk()):
             self.warn(f"skipping device {member.name!r}: rootless unpack cannot create devices")
             return
-        remove_nofollow(pfd, name)
         if member.isreg():
             self._regular(tf, pfd, name, member)
-        elif member.issym():
-            os.symlink(member.linkname, name, dir_fd=pfd)
+            return
+        if member.issym():
+            _replacing(pfd, name, lambda: os.symlink(member.linkname, name, dir_fd=pfd))
         elif member.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=pfd)
+            _replacing(pfd, name, lambda: os.mkfifo(name, 0o600, dir_fd=pfd))
         else:
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
-                     dir_fd=pfd)
-        if not member.isreg():
-            self._metadata(pfd, name, member)
+            dev = os.makedev(member.devmajor, member.devminor)
+            _replacing(pfd, name, lambda: os.mknod(name, kind | 0o600, dev, dir_fd=pfd))
+        self._metadata(pfd, name, member)
         os.utime(name, ns=_times(member), dir_fd=pfd, follow_symlinks=False)
 
     def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
                  member: tarfile.TarInfo) -> None:
         src = tf.extractfile(member)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=pfd)
+        fd = _replacing(pfd, name, lambda: os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+            dir_fd=pfd))
         try:
             if src is not None and member.sparse is not None:
                 _write_sparse(fd, src, member.size)
             elif src is not None:
-                while chunk := src.read(1 << 20):
-                    _write_all(fd, chunk)
-            self._own_fd(fd, member)
+                _copy_data(tf, fd, member)
+            self._own_fd(fd, member, opened=True)
             os.fchmod(fd, stat.S_IMODE(member.mode))
             self._xattrs_fd(fd, member)
+            os.utime(fd, ns=_times(member))
         finally:
             os.close(fd)
 
@@ -213,6 +249,7 @@ class LayerApplier:
     # -- whiteouts ----------------------------------------------------------------
 
     def _whiteout(self, comps: list[str], raw: str) -> None:
+        self._drop_cached()
         base = comps[-1]
         if base == OPAQUE_WHITEOUT:
             self._opaque(comps[:-1])
@@ -301,12 +338,17 @@ class LayerApplier:
         finally:
             os.close(fd)
 
-    def _own_fd(self, fd: int, member: tarfile.TarInfo) -> None:
-        """Give the file behind ``fd`` (any fd, O_PATH too) the entry's owner."""
+    def _own_fd(self, fd: int, member: tarfile.TarInfo, opened: bool = False) -> None:
+        """Give the file behind ``fd`` the entry's owner. ``opened``: ``fd`` is a real
+        open file (fchown works); else it may be O_PATH (reached via /proc/self/fd)."""
         path = f"/proc/self/fd/{fd}"
         if not self.rootless:
-            os.chown(path, map_to_host(self.uid_map, member.uid, "uid"),
-                     map_to_host(self.gid_map, member.gid, "gid"))
+            uid = map_to_host(self.uid_map, member.uid, "uid")
+            gid = map_to_host(self.gid_map, member.gid, "gid")
+            if opened:
+                os.fchown(fd, uid, gid)
+            else:
+                os.chown(path, uid, gid)
             return
         value = encode_rootless(member.uid, member.gid)
         if not (member.isreg() or member.isdir()):
@@ -394,6 +436,16 @@ class LayerApplier:
                 os.close(pfd)
 
 
+def _replacing(pfd: int, name: str, create: Callable[[], T]) -> T:
+    """Run ``create`` (which makes ``name`` in ``pfd``); when something is already
+    there, remove it (never following a symlink) and create again."""
+    try:
+        return create()
+    except FileExistsError:
+        remove_nofollow(pfd, name)
+        return create()
+
+
 def _lstat(dfd: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -409,6 +461,23 @@ def _times(member: tarfile.TarInfo) -> tuple[int, int]:
         with contextlib.suppress(ValueError):
             atime = round(float(member.pax_headers["atime"]) * 1_000_000_000)
     return atime, mtime
+
+
+def _copy_data(tf: tarfile.TarFile, fd: int, member: tarfile.TarInfo) -> None:
+    """Copy a plain member's data straight from the archive stream into ``fd``.
+
+    In stream mode tarfile's own reader goes through three buffering layers;
+    reading exactly ``size`` bytes from the stream it wraps is equivalent (its
+    next() skips the block padding that follows) and much cheaper per chunk.
+    """
+    read = tf.fileobj.read  # type: ignore[union-attr]
+    remaining = member.size
+    while remaining > 0:
+        chunk = read(min(remaining, 1 << 20))
+        if not chunk:
+            raise LayerError(f"{member.name}: unexpected end of the layer archive")
+        _write_all(fd, chunk)
+        remaining -= len(chunk)
 
 
 def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:

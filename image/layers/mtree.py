@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -118,8 +119,13 @@ def snapshot(rootfs: str) -> Manifest:
 
 # -- text form ------------------------------------------------------------------------
 
+_PLAIN = re.compile(r"[!-<>-\[\]-~]*")  # printable ASCII but space, "=" and "\\"
+
+
 def _escape(text: str) -> str:
     """mtree-style escaping: bytes outside printable ASCII, space, ``\\`` and ``=`` as ``\\ooo``."""
+    if _PLAIN.fullmatch(text):
+        return text
     out = []
     for b in os.fsencode(text):
         if 0x21 <= b <= 0x7E and b not in (0x5C, 0x3D):

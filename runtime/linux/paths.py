@@ -99,6 +99,24 @@ def open_in_root(root_fd: int, path: str, *, create: str | None = None,
     return walk_in_root(root_fd, path, create=create, mode=mode)
 
 
+def open_plain(root_fd: int, path: str) -> int | None:
+    """O_PATH fd of ``path`` below ``root_fd`` when no component is a symlink or ``..``.
+
+    One openat2 call with ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``: a fast path
+    for callers that must know the physical path (it is then ``path`` itself).
+    Returns None when that does not resolve it (a symlink on the way, a missing
+    component, no openat2): the caller falls back to :func:`open_in_root`.
+    """
+    if not _openat2_usable:
+        return None
+    try:
+        # no O_NOFOLLOW: a symlink as the last component must fail (ELOOP) too
+        return _syscalls().openat2(root_fd, path or ".", _O_PATH & ~os.O_NOFOLLOW, 0,
+                                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    except OSError:
+        return None
+
+
 def walk_in_root(root_fd: int, path: str, *, create: str | None = None,
                  mode: int = 0o755) -> int:
     """:func:`open_in_root` without openat2: the component-by-component fd walk.

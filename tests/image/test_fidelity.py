@@ -248,3 +248,18 @@ def test_zstd_layer(tmp_path: Path) -> None:
                      "application/vnd.oci.image.layer.v1.tar+zstd")
     run_ki("unpack", f"{layout}:t", str(tmp_path / "b"))
     assert (tmp_path / "b/rootfs/etc/zst").read_bytes() == b"zstd content"
+
+
+def test_entries_after_a_parent_is_replaced_follow_the_new_parent(tmp_path: Path) -> None:
+    # The applier keeps the last parent directory open; an entry that replaces that
+    # directory (or one above it) must not leave later entries writing into the old one.
+    r = tmp_path / "r"
+    apply_tar(r, make_tar([D("elsewhere"), D("a"), F("a/f1", b"1"), L("a", "/elsewhere"),
+                           F("a/f2", b"2"), D("p"), D("p/q"), F("p/q/f", b"f"), D("p", 0o700),
+                           F("p/q/g", b"g")]))
+    assert os.readlink(r / "a") == "/elsewhere"
+    assert (r / "elsewhere/f2").read_bytes() == b"2"
+    assert sorted(os.listdir(r / "p/q")) == ["f", "g"]
+    with pytest.raises(LayerError, match="not a directory"):
+        apply_tar(tmp_path / "r2", make_tar([D("x"), D("x/y"), F("x/y/f", b"f"),
+                                             F("x", b"now a file"), F("x/y/g", b"g")]))

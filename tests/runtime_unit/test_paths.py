@@ -113,3 +113,15 @@ def test_openat2_real_kernel_resolves_in_root(tree):
         assert _real(fd) == str(tree / "etc" / "passwd")
     finally:
         os.close(root_fd)
+
+
+def test_open_plain_only_takes_symlink_free_paths(tree):
+    root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert _real(paths.open_plain(root_fd, "etc/passwd")) == str(tree / "etc" / "passwd")
+        assert paths.open_plain(root_fd, "abs") is None         # final symlink
+        assert paths.open_plain(root_fd, "abs/passwd") is None  # symlink on the way
+        assert paths.open_plain(root_fd, "../etc") is None      # ".." never
+        assert paths.open_plain(root_fd, "nope") is None
+    finally:
+        os.close(root_fd)
