@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Layer speed: ``ketch-image unpack``/``repack`` beside ``umoci unpack``/``repack`` (run as root).
 
-    .venv/bin/python benchmarks/layers.py [-n 7] [--layout PATH:TAG]
+    .venv/bin/python benchmarks/layers.py [-n 7] [--layout PATH:TAG] [--workdir DIR]
 
 1. The image: ``--layout``, or the seeded Debian image (one ~50 MB gzip layer
    from ``debootstrap --variant=minbase``), built with
@@ -84,14 +84,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=7, help="timed runs per tool (default 7)")
     ap.add_argument("--layout", help="LAYOUT:TAG to use instead of the seeded Debian image")
+    ap.add_argument("--workdir", default="/var/tmp",
+                    help="where bundles and the layout copy go (default /var/tmp; /dev/shm "
+                         "takes the disk out of the measurement)")
     args = ap.parse_args()
     ki = ketch_image()
     image = args.layout or seeded_debian()
     path, _, tag = image.rpartition(":")
     blob_bytes = sum(f.stat().st_size for f in Path(path, "blobs").rglob("*") if f.is_file())
     print(f"image {image} (layout blobs {blob_bytes / 1e6:.1f} MB); ketch-image = {ki}; "
-          f"load average {os.getloadavg()[0]:.2f}")
-    work = Path(tempfile.mkdtemp(prefix="ketch-bench-layers-", dir="/var/tmp"))
+          f"workdir {args.workdir}; load average {os.getloadavg()[0]:.2f}")
+    work = Path(tempfile.mkdtemp(prefix="ketch-bench-layers-", dir=args.workdir))
     # repack adds layers and tags: work on a copy so the source layout stays as it is
     layout = work / "layout"
     shutil.copytree(path, layout)

@@ -173,7 +173,10 @@ class LayerApplier:
         if st is None or not stat.S_ISDIR(st.st_mode):
             if st is not None:
                 remove_nofollow(pfd, name)
-            os.mkdir(name, 0o700, dir_fd=pfd)
+            # Created with its final permissions where the umask allows, so that the
+            # usual 0755 directory needs no chmod (each is a journalled inode update).
+            perms = stat.S_IMODE(member.mode) & 0o777
+            os.mkdir(name, perms | 0o700 if self.rootless else perms, dir_fd=pfd)
         self._metadata(pfd, name, member, key)
         self.times[key] = _times(member)
 
@@ -206,17 +209,27 @@ class LayerApplier:
     def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
                  member: tarfile.TarInfo) -> None:
         src = tf.extractfile(member)
+        mode = stat.S_IMODE(member.mode)
+        # Created with its final permission bits (the write fd works whatever they say),
+        # owner and mode then changed only when they differ: most files need neither.
+        # (Rootless: owner-writable until the end, or its xattrs could not be set.)
+        perms = mode & 0o777 | (0o600 if self.rootless else 0)
         fd = _replacing(pfd, name, lambda: os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-            dir_fd=pfd))
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            perms, dir_fd=pfd))
         try:
             if src is not None and member.sparse is not None:
                 _write_sparse(fd, src, member.size)
             elif src is not None:
                 _copy_data(tf, fd, member)
-            self._own_fd(fd, member, opened=True)
-            os.fchmod(fd, stat.S_IMODE(member.mode))
-            self._xattrs_fd(fd, member)
+            st = os.fstat(fd)
+            chowned = self._own_fd(fd, member, opened=True, current=st)
+            if self.rootless:
+                self._xattrs_fd(fd, member)
+            if chowned or stat.S_IMODE(st.st_mode) != mode:
+                os.fchmod(fd, mode)  # after chown, which clears setuid/setgid
+            if not self.rootless:
+                self._xattrs_fd(fd, member)  # after chown, which clears security.capability
             os.utime(fd, ns=_times(member))
         finally:
             os.close(fd)
@@ -328,35 +341,44 @@ class LayerApplier:
             return
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
+            st = os.fstat(fd)
             # chown first: it clears setuid/setgid bits that chmod then sets.
-            self._own_fd(fd, member)
+            chowned = self._own_fd(fd, member, current=st)
+            current = None if chowned else stat.S_IMODE(st.st_mode)
             if member.isdir() and key is not None:
-                self._chmod_dir(f"/proc/self/fd/{fd}", key, stat.S_IMODE(member.mode))
-            else:
+                self._chmod_dir(f"/proc/self/fd/{fd}", key, stat.S_IMODE(member.mode), current)
+            elif current != stat.S_IMODE(member.mode):
                 chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
             self._xattrs_fd(fd, member)
         finally:
             os.close(fd)
 
-    def _own_fd(self, fd: int, member: tarfile.TarInfo, opened: bool = False) -> None:
-        """Give the file behind ``fd`` the entry's owner. ``opened``: ``fd`` is a real
-        open file (fchown works); else it may be O_PATH (reached via /proc/self/fd)."""
+    def _own_fd(self, fd: int, member: tarfile.TarInfo, opened: bool = False,
+                current: os.stat_result | None = None) -> bool:
+        """Give the file behind ``fd`` the entry's owner; return True if it was chowned.
+
+        ``opened``: ``fd`` is a real open file (fchown works); else it may be
+        O_PATH (reached via /proc/self/fd). ``current``: its stat, to skip a
+        chown that would change nothing.
+        """
         path = f"/proc/self/fd/{fd}"
         if not self.rootless:
             uid = map_to_host(self.uid_map, member.uid, "uid")
             gid = map_to_host(self.gid_map, member.gid, "gid")
+            if current is not None and (current.st_uid, current.st_gid) == (uid, gid):
+                return False
             if opened:
                 os.fchown(fd, uid, gid)
             else:
                 os.chown(path, uid, gid)
-            return
+            return True
         value = encode_rootless(member.uid, member.gid)
         if not (member.isreg() or member.isdir()):
             # Linux allows user.* xattrs only on regular files and directories.
             if value:
                 self.warn(f"{member.name}: owner {member.uid}:{member.gid} cannot be recorded "
                           "on a special file in a rootless unpack")
-            return
+            return False
         try:
             if value:
                 os.setxattr(path, ROOTLESS_XATTR, value)
@@ -364,20 +386,23 @@ class LayerApplier:
                 os.removexattr(path, ROOTLESS_XATTR)
         except OSError as e:
             if e.errno == errno.ENODATA:
-                return
+                return False
             if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
                 raise
             self.warn(f"{member.name}: cannot record owner {member.uid}:{member.gid} "
                       f"in {ROOTLESS_XATTR}: {e.strerror}")
+        return False
 
-    def _chmod_dir(self, path: str, key: Key, mode: int) -> None:
+    def _chmod_dir(self, path: str, key: Key, mode: int, current: int | None = None) -> None:
+        """chmod a directory (skipped when ``current`` already is the mode to set)."""
         if self.rootless and mode & 0o700 != 0o700:
             # Later entries must still be creatable inside it; finish() sets the real mode.
             self.deferred_modes[key] = mode
             mode |= 0o700
         else:
             self.deferred_modes.pop(key, None)
-        os.chmod(path, mode)
+        if mode != current:
+            os.chmod(path, mode)
 
     def finish(self) -> None:
         """Call once after the last layer: applies deferred (rootless) directory modes."""
