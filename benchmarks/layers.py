@@ -9,7 +9,8 @@
    /var/cache/ketch-tests/seed, layout in /var/tmp/ketch-bench-layers).
 2. Unpack: ``ketch-image unpack L:T B`` and ``umoci unpack --image L:T B``,
    interleaved (ketch, umoci, ketch, ...) after one warm-up each, N timed runs
-   each; the bundle is removed and ``sync`` run between runs (not timed).
+   each; every run unpacks into a new directory (removed when the phase is
+   over: see the comment in main() about ext4) after a ``sync``.
 3. Repack after a one-file change: each tool unpacks a fresh bundle (not
    timed), one file is rewritten (``/etc/motd``), and ``ketch-image repack B
    L:T2`` / ``umoci repack --image L:T2 B`` is timed; interleaved, N runs each.
@@ -66,8 +67,11 @@ def timed(cmd: list[str]) -> float:
 
 
 def rm(path: Path) -> None:
-    """Remove ``path`` and flush dirty pages, so no run pays for the previous one's writeback."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def settle() -> None:
+    """Flush dirty pages, so no run pays for the previous one's writeback."""
     os.sync()
 
 
@@ -100,27 +104,34 @@ def main() -> int:
     shutil.copytree(path, layout)
     src = f"{layout}:{tag}"
     try:
-        kb, ub = work / "k", work / "u"
+        # Every run gets a fresh directory and nothing is deleted until a phase is over:
+        # ext4 skips inodes freed in the last few seconds when allocating new ones
+        # (recently_deleted()), so creating files right after an rm -rf of the previous
+        # bundle makes every create scan the inode bitmap, for whichever tool comes next.
         kt, ut = [], []
         for i in range(args.n + 1):
-            rm(kb)
-            dk = timed([ki, "unpack", src, str(kb)])
-            rm(ub)
-            du = timed(["umoci", "unpack", "--image", src, str(ub)])
+            settle()
+            dk = timed([ki, "unpack", src, str(work / f"k{i}")])
+            settle()
+            du = timed(["umoci", "unpack", "--image", src, str(work / f"u{i}")])
             if i:  # the first round warms the page cache
                 kt.append(dk)
                 ut.append(du)
+        for i in range(args.n + 1):
+            rm(work / f"k{i}")
+            rm(work / f"u{i}")
         summary("unpack", kt, ut, ">= 3x", statistics.median(ut) >= 3 * statistics.median(kt))
 
         kt, ut = [], []
         for i in range(args.n + 1):
-            for tool, bundle in (("ketch", kb), ("umoci", ub)):
-                rm(bundle)
+            for tool in ("ketch", "umoci"):
+                bundle = work / f"r{tool}{i}"
                 if tool == "ketch":
                     timed([ki, "unpack", src, str(bundle)])
                 else:
                     timed(["umoci", "unpack", "--image", src, str(bundle)])
                 (bundle / "rootfs/etc/motd").write_text(f"changed by the benchmark, run {i}\n")
+                settle()
                 if tool == "ketch":
                     d = timed([ki, "repack", str(bundle), f"{layout}:bench-ketch-{i}"])
                 else:

@@ -263,3 +263,23 @@ def test_entries_after_a_parent_is_replaced_follow_the_new_parent(tmp_path: Path
     with pytest.raises(LayerError, match="not a directory"):
         apply_tar(tmp_path / "r2", make_tar([D("x"), D("x/y"), F("x/y/f", b"f"),
                                              F("x", b"now a file"), F("x/y/g", b"g")]))
+
+
+@pytest.mark.parametrize("decoder", ["isal", "zlib"])
+def test_both_gzip_decoders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoder: str) -> None:
+    import sys
+    import zlib
+
+    from ketch.image.layers import stream
+
+    if decoder == "zlib":
+        monkeypatch.setitem(sys.modules, "isal", None)  # import fails: the zlib fallback
+    obj = stream.gzip_decompressobj()
+    assert isinstance(obj, type(zlib.decompressobj())) == (decoder == "zlib")
+    tar = make_tar([F("a", os.urandom(3000) * 10)])
+    layout = _single(tmp_path, gzip.compress(tar, mtime=0), sha256(tar))
+    unpack(str(layout), "t", str(tmp_path / "b"))
+    assert (tmp_path / "b/rootfs/a").stat().st_size == 30000
+    truncated = _single(tmp_path / "t", gzip.compress(tar, mtime=0)[:-50], sha256(tar))
+    with pytest.raises(LayerError, match=r"truncated gzip|corrupt gzip"):
+        unpack(str(truncated), "t", str(tmp_path / "b2"))
