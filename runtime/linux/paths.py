@@ -10,8 +10,10 @@ clamps at the root and absolute symlink targets are re-rooted.
 :func:`open_in_root` asks the kernel first: openat2(2) with
 ``RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`` (Linux 5.6) resolves the whole path
 in one call, race-free. When the kernel lacks openat2 (ENOSYS, or EPERM from a
-seccomp filter), when it reports a rename race (EAGAIN) and when missing
-components must be created, :func:`walk_in_root` does the same thing by hand:
+seccomp filter), when it reports a rename race (EAGAIN) or a symlink it will
+not follow (ELOOP: a loop, or a magic link such as ``/proc/self/fd/N`` under a
+mounted proc, whose target the walk reads as text and re-roots) and when
+missing components must be created, :func:`walk_in_root` does the same thing by hand:
 every component is opened with ``O_NOFOLLOW`` relative to its parent's fd and
 symlinks are expanded in-root, so nothing is resolved by the host kernel's
 path walk. Both follow at most :data:`MAX_SYMLINKS` symlinks (the kernel's
@@ -85,8 +87,10 @@ def open_in_root(root_fd: int, path: str, *, create: str | None = None,
                               RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise PathEscapeError(errno.ELOOP, "too many levels of symbolic links",
-                                      path) from None
+                # A real loop, or a magic link (/proc/self/fd/N in a mounted proc) that
+                # RESOLVE_NO_MAGICLINKS refuses: the walk treats the latter's target as
+                # text, re-rooted, as it always has, and raises PathEscapeError for the former.
+                return walk_in_root(root_fd, path, create=create, mode=mode)
             if e.errno == errno.ENOENT and create is None:
                 raise FileNotFoundError(errno.ENOENT, "no such file or directory",
                                         path) from None
