@@ -11,7 +11,7 @@ DEMO_DIR      ?= /tmp/ketch-demo
 # against runc/umoci/skopeo and run a real registry; apache2-utils makes its htpasswd).
 APT_PACKAGES  := python3-venv python3-dev libffi-dev gcc make busybox-static \
                  libseccomp-dev runc umoci skopeo docker-registry iproute2 procps \
-                 apache2-utils
+                 apache2-utils debootstrap
 
 .PHONY: all deps venv demo test lint conformance orchestrators bench bench-registry clean
 

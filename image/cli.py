@@ -1,11 +1,11 @@
 """The ``ketch-image`` command line (click).
 
-Commands: ``pull``, ``push``, ``copy``, ``import``, ``unpack``, ``inspect``,
-``validate``, ``gc``, ``tag``, ``untag``/``rm``, ``ls``, ``tags``, ``login``,
-``logout``. Each only turns options into library calls (the logic lives in one
-module per command); every :class:`~ketch.image.errors.ImageError` (and OS
-error) becomes one line ``ketch-image: error: <message>`` on stderr and exit
-status 1.
+Commands: ``pull``, ``push``, ``copy``, ``import``, ``unpack``, ``repack``
+(:mod:`ketch.image.cli_layers`), ``inspect``, ``validate``, ``gc``, ``tag``,
+``untag``/``rm``, ``ls``, ``tags``, ``login``, ``logout``. Each only turns options
+into library calls (the logic lives in one module per command); every
+:class:`~ketch.image.errors.ImageError` (and OS error) becomes one line
+``ketch-image: error: <message>`` on stderr and exit status 1.
 ``requests`` is only imported by the commands that talk to a registry.
 """
 
@@ -243,13 +243,28 @@ def _command(value: str | None, hint: str) -> list[str] | None:
               help="Platform to pick when the tag names an index (default: this host).")
 @click.option("--volumes", type=click.Choice(["tmpfs", "ignore"]), default="tmpfs",
               show_default=True, help="How to turn the image's Volumes into mounts.")
-def unpack(layout: str, bundle: str, platform: str | None, volumes: str) -> None:
+@click.option("--rootless", is_flag=True,
+              help="No chown: owners go into the user.rootlesscontainers xattr, devices are "
+                   "skipped, config.json gets a user namespace.")
+@click.option("--uid-map", multiple=True, metavar="CONTAINER:HOST:SIZE",
+              help="Map image uids to host uids (repeatable); adds a user namespace.")
+@click.option("--gid-map", multiple=True, metavar="CONTAINER:HOST:SIZE",
+              help="Map image gids to host gids (repeatable).")
+@click.option("--keep-selinux-labels", is_flag=True,
+              help="Apply security.selinux xattrs from the layers (dropped by default).")
+def unpack(layout: str, bundle: str, platform: str | None, volumes: str, rootless: bool,
+           uid_map: tuple[str, ...], gid_map: tuple[str, ...], keep_selinux_labels: bool) -> None:
     """Unpack LAYOUT[:TAG] into the runtime bundle BUNDLE (config.json + rootfs)."""
+    from ketch.image.layers.ownership import parse_id_map
+    from ketch.image.unpack import UnpackOptions
     from ketch.image.unpack import unpack as do_unpack
 
     path, tag = parse_layout_arg(layout)
+    options = UnpackOptions(rootless=rootless, uid_map=[parse_id_map(m) for m in uid_map],
+                            gid_map=[parse_id_map(m) for m in gid_map],
+                            keep_selinux=keep_selinux_labels)
     do_unpack(path, tag or DEFAULT_TAG, bundle, platform=_platform(platform), volumes=volumes,
-              warn=_warn)
+              warn=_warn, options=options)
 
 
 @cli.command()
@@ -433,6 +448,15 @@ def logout(registry: str | None, all_: bool, authfile: str | None) -> None:
     if not do_logout(None if all_ else registry, authfile=authfile):
         raise AuthError(f"not logged in to {registry}")
     click.echo(f"Removed login credentials for {'every registry' if all_ else registry}")
+
+
+def _register_extra_commands() -> None:
+    from ketch.image.cli_layers import repack
+
+    cli.add_command(repack)
+
+
+_register_extra_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,10 +23,12 @@ root like other image unpackers produce.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from ketch.image.errors import ConvertError, LayerError
+from ketch.image.layers.ownership import IdMap
 from ketch.image.paths import Root, clean_name
 from ketch.runtime.spec.default import default_spec
 
@@ -204,14 +206,51 @@ def _volume_mounts(c: dict) -> list[dict]:
     return mounts
 
 
+def _user_namespace(spec: dict, uid_map: list[IdMap], gid_map: list[IdMap],
+                    rootless: bool) -> None:
+    """runtime-spec config-linux.md "User namespace mappings", and for a rootless bundle
+    the changes umoci's ``--rootless`` makes (no network namespace, ``/sys`` bound
+    from the host read-only, no ``uid=``/``gid=`` mount options, no resources)."""
+    linux = spec.setdefault("linux", {})
+    if rootless and not uid_map:
+        uid_map = [IdMap(0, os.geteuid(), 1)]
+    if rootless and not gid_map:
+        gid_map = [IdMap(0, os.getegid(), 1)]
+    linux["uidMappings"] = [{"containerID": m.container, "hostID": m.host, "size": m.size}
+                            for m in uid_map]
+    linux["gidMappings"] = [{"containerID": m.container, "hostID": m.host, "size": m.size}
+                            for m in gid_map]
+    namespaces = [n for n in linux.get("namespaces", []) if n.get("type") != "user"]
+    namespaces.append({"type": "user"})
+    if not rootless:
+        linux["namespaces"] = namespaces
+        return
+    linux["namespaces"] = [n for n in namespaces if n.get("type") != "network"]
+    linux.pop("resources", None)
+    spec["process"]["user"].pop("additionalGids", None)
+    mounts = []
+    for m in spec.get("mounts", []):
+        if m.get("destination", "").startswith("/sys"):
+            continue
+        if "options" in m:
+            m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
+        mounts.append(m)
+    mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    spec["mounts"] = mounts
+
+
 def convert(config: dict, rootfs: str | None, *, volumes: str = "tmpfs",
-            warn: Callable[[str], None] = _ignore) -> dict:
+            warn: Callable[[str], None] = _ignore, rootless: bool = False,
+            uid_map: list[IdMap] | None = None, gid_map: list[IdMap] | None = None) -> dict:
     """Build a runtime ``config.json`` document from an image ``config`` document.
 
     ``rootfs`` is the unpacked root filesystem (for ``/etc/passwd`` and
     ``/etc/group``; None skips name resolution, numeric users still work).
     ``volumes`` is ``"tmpfs"`` (one tmpfs mount per ``Config.Volumes`` entry) or
-    ``"ignore"``. Raises :class:`ConvertError`.
+    ``"ignore"``. ``uid_map``/``gid_map`` (and ``rootless``, which maps 0 to
+    the caller when no map is given) add a user namespace (see
+    :func:`_user_namespace`). Raises :class:`ConvertError`.
     """
     if config.get("os", "linux") != "linux":
         raise ConvertError(f"cannot convert an image for os {config.get('os')!r} (need linux)")
@@ -260,4 +299,6 @@ def convert(config: dict, rootfs: str | None, *, volumes: str = "tmpfs",
     elif volumes != "ignore":
         raise ConvertError(f"unknown volumes mode {volumes!r}")
     spec.get("linux", {}).pop("seccomp", None)
+    if rootless or uid_map or gid_map:
+        _user_namespace(spec, list(uid_map or []), list(gid_map or []), rootless)
     return spec

@@ -1,32 +1,30 @@
-"""In-root path resolution: treat a directory as ``/`` and never leave it.
+"""In-root path resolution for the image side: treat a directory as ``/`` and never leave it.
 
 Layer entries, hardlink targets and files the converter reads (``/etc/passwd``)
 are names chosen by the image author. image-spec layer.md requires hardlinks to
 stay inside the root filesystem and, implicitly, every entry too; this module is
-the one place that turns such a name into something to operate on.
+the one place on the image side that turns such a name into something to
+operate on.
 
-Resolution walks component by component from a directory file descriptor of the
-root, opening each directory with ``O_NOFOLLOW``: ``..`` is clamped at the root,
-a symlink met on the way is expanded *inside* the root (absolute targets are
-re-rooted), and at most :data:`MAX_SYMLINKS` links are followed. The caller gets
-a directory fd plus a final name and does its operation with ``dir_fd=`` and
-no-follow flags, so a symlink can never redirect it outside the root. (An
-``openat2(RESOLVE_IN_ROOT)`` fast path can replace the walk later; the contract
-stays the same.)
+Resolution itself is the runtime's (``ketch.runtime.linux.paths.open_in_root``:
+openat2 ``RESOLVE_IN_ROOT`` with a tested fallback walk), so the unpacker and
+the runtime share one resolver: ``..`` clamps at the root, symlinks are
+expanded *inside* the root (absolute targets re-rooted), at most 40 are
+followed. This module adapts it to what layer application needs: the
+directory that holds an entry (its parents resolved in-root, the final name
+never followed) plus that directory's physical path, and the image errors
+(:class:`~ketch.image.errors.LayerError`, :class:`~ketch.image.errors.PathNotFound`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Iterator
 
 from ketch.image.errors import LayerError, PathNotFound
-
-# Linux's MAXSYMLINKS (fs/namei.c) is 40; a deeper chain is a loop or an attack.
-MAX_SYMLINKS = 40
+from ketch.runtime.linux.paths import PathEscapeError, open_in_root, open_plain
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -65,6 +63,8 @@ class Root:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.fd = os.open(self.path, _DIR_FLAGS)
+        self._real = os.readlink(f"/proc/self/fd/{self.fd}")
+        self._real_prefix = self._real.rstrip("/") + "/"
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -79,6 +79,28 @@ class Root:
 
     # -- resolution ------------------------------------------------------------
 
+    def _open(self, components: list[str], create: bool, what: list[str]) -> int:
+        """O_PATH fd of ``components`` resolved in-root (every symlink followed)."""
+        try:
+            return open_in_root(self.fd, "/".join(components), create="dir" if create else None)
+        except FileNotFoundError:
+            raise PathNotFound(f"{'/'.join(what)!r}: parent directory missing") from None
+        except NotADirectoryError:
+            raise PathNotFound(f"{'/'.join(what)!r}: a parent is not a directory") from None
+        except PathEscapeError:
+            raise LayerError(
+                f"too many levels of symbolic links resolving {'/'.join(what)!r}") from None
+
+    def _physical(self, fd: int) -> list[str]:
+        """Path of ``fd`` relative to the root, as components (``[]`` for the root)."""
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        if real == self._real:
+            return []
+        if not real.startswith(self._real_prefix):
+            # The resolver guarantees this cannot happen; refuse rather than guess.
+            raise LayerError(f"resolved path {real!r} is outside the root filesystem")
+        return real[len(self._real_prefix):].split("/")
+
     def walk(self, components: list[str], *, follow_final: bool,
              create: bool = False) -> tuple[int, str, list[str]]:
         """Resolve ``components`` inside the root.
@@ -90,71 +112,51 @@ class Root:
         Symlinks in non-final components are always followed in-root; the final
         one only when ``follow_final``. With ``create``, missing intermediate
         directories are made (mode 0755, owned by the caller). Raises
-        :class:`LayerError` for a non-directory in the middle of the path, a
-        missing intermediate directory without ``create``, or a symlink loop.
+        :class:`PathNotFound` for a non-directory in the middle of the path or
+        a missing intermediate directory without ``create`` (and, with
+        ``follow_final``, a missing final component), :class:`LayerError` for
+        a symlink loop.
         """
-        pending = list(reversed(components))
-        stack: list[tuple[str, int]] = []  # (name, fd) below the root
-        links = 0
-
-        def cur() -> int:
-            return stack[-1][1] if stack else self.fd
-
-        def pop() -> None:
-            if stack:
-                os.close(stack.pop()[1])
-
-        def reset() -> None:
-            while stack:
-                pop()
-
+        comps = [c for c in components if c not in ("", ".")]
+        if follow_final or not comps or comps[-1] == "..":
+            fd = self._open(comps, create, comps)
+            try:
+                phys = self._physical(fd)
+            finally:
+                os.close(fd)
+            if not phys:
+                return os.dup(self.fd), "", []
+            parent, name = phys[:-1], phys[-1]
+            return self._open(parent, False, comps), name, parent
+        parent = comps[:-1]
+        # Most entries have no symlink and no ".." above them: then one openat2
+        # call finds the directory and its physical path is the name itself.
+        pfd = open_plain(self.fd, "/".join(parent)) if ".." not in parent else None
+        known = pfd is not None
+        if pfd is None:
+            pfd = self._open(parent, create, comps)
         try:
-            while pending:
-                part = pending.pop()
-                if part in ("", "."):
-                    continue
-                if part == "..":
-                    pop()  # clamps at the root: popping an empty stack is a no-op
-                    continue
-                last = not any(p not in ("", ".") for p in pending)
-                try:
-                    st = os.stat(part, dir_fd=cur(), follow_symlinks=False)
-                except FileNotFoundError:
-                    st = None
-                if st is not None and stat.S_ISLNK(st.st_mode) and (follow_final or not last):
-                    links += 1
-                    if links > MAX_SYMLINKS:
-                        raise LayerError(
-                            f"too many levels of symbolic links resolving {'/'.join(components)!r}")
-                    target = os.readlink(part, dir_fd=cur())
-                    if target.startswith("/"):
-                        reset()
-                    pending.extend(reversed(target.split("/")))
-                    continue
-                if last:
-                    fd = os.dup(cur())
-                    return fd, part, [n for n, _ in stack]
-                if st is None:
-                    if not create:
-                        raise PathNotFound(
-                            f"{'/'.join(components)!r}: parent directory {part!r} missing")
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=cur())
-                elif not stat.S_ISDIR(st.st_mode):
-                    raise PathNotFound(f"{'/'.join(components)!r}: {part!r} is not a directory")
-                try:
-                    fd = os.open(part, _DIR_FLAGS, dir_fd=cur())
-                except OSError as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
-                        raise LayerError(
-                            f"{'/'.join(components)!r}: {part!r} changed during resolution") from None
-                    raise
-                stack.append((part, fd))
-            # The path named a directory reached by following (root or symlink target).
-            fd = os.dup(cur())
-            return fd, "", [n for n, _ in stack]
+            if not stat.S_ISDIR(os.fstat(pfd).st_mode):
+                raise PathNotFound(f"{'/'.join(comps)!r}: {comps[-2]!r} is not a directory")
+            if not known and parent:
+                parent = self._physical(pfd)
+        except BaseException:
+            os.close(pfd)
+            raise
+        return pfd, comps[-1], parent
+
+    def make_dirs(self, path: str) -> None:
+        """Create directory ``path`` (and missing parents, mode 0755) inside the root.
+
+        Symlinks on the way are followed in-root. Raises :class:`PathNotFound`
+        when a component exists and is not a directory.
+        """
+        fd = self._open(path.split("/"), True, path.split("/"))
+        try:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise PathNotFound(f"{path!r} exists and is not a directory")
         finally:
-            reset()
+            os.close(fd)
 
     def resolve(self, path: str, *, follow_final: bool = True) -> str:
         """Host path that ``path`` names inside the root (for display and tests).

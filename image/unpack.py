@@ -12,26 +12,42 @@ config's ``rootfs.diff_ids``), and ``config.json`` from the image config
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from ketch.image import oci
+from ketch.image import bundlemeta, oci
 from ketch.image.convert import convert
-from ketch.image.errors import BundleError, LayerError, ManifestError
+from ketch.image.errors import BundleError, DigestError, ImageError, LayerError, ManifestError
 from ketch.image.image import ResolvedImage, resolve
 from ketch.image.layers.apply import LayerApplier
-from ketch.image.layers.compression import HashingReader, open_decompressed
+from ketch.image.layers.ownership import IdMap
+from ketch.image.layers.stream import LayerStream, media_type_compression
 from ketch.image.layout import Layout
 from ketch.image.paths import Root
 from ketch.image.platforms import Platform
 
+# Tar-bomb budget per layer. Far above any real image (the largest public base
+# images are a few GiB and ~10^5 files), far below what fills a disk or the
+# applier's bookkeeping.
+DEFAULT_MAX_LAYER_BYTES = 64 << 30
+DEFAULT_MAX_LAYER_ENTRIES = 4_000_000
+
 
 def _ignore(_msg: str) -> None:
     pass
+
+
+def _make_workdir(rootfs: str, cwd: str) -> None:
+    """Create the image's WorkingDir in the rootfs when missing (as Docker and runc do;
+    it then belongs to the unpacked tree, so a repack does not record it)."""
+    with Root(rootfs) as root:
+        try:
+            root.make_dirs(cwd)
+        except LayerError as e:
+            raise BundleError(f"working directory {cwd}: {e}") from None
 
 
 def _prepare_bundle(bundle: str) -> bool:
@@ -63,8 +79,36 @@ def _cleanup(bundle: str, created: bool) -> None:
                 os.unlink(path)
 
 
+@dataclass
+class UnpackOptions:
+    """How to lay the rootfs down: ``rootless`` (no chown, owners in the
+    ``user.rootlesscontainers`` xattr, no devices), ``uid_map``/``gid_map``
+    (container ids to host ids, and a user namespace in config.json),
+    ``keep_selinux`` (apply ``security.selinux`` xattrs from the layers),
+    ``max_layer_bytes``/``max_layer_entries`` (tar-bomb budget per layer:
+    uncompressed bytes and tar entries; None for no limit)."""
+
+    rootless: bool = False
+    uid_map: list[IdMap] = field(default_factory=list)
+    gid_map: list[IdMap] = field(default_factory=list)
+    keep_selinux: bool = False
+    max_layer_bytes: int | None = DEFAULT_MAX_LAYER_BYTES
+    max_layer_entries: int | None = DEFAULT_MAX_LAYER_ENTRIES
+
+
+def _prefer_digest_error(stream: LayerStream) -> None:
+    """Raise the blob's DigestError, if it has one: it explains any later failure."""
+    try:
+        stream.finish()
+    except DigestError:
+        raise
+    except (ImageError, OSError):
+        pass
+
+
 def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
-                 warn: Callable[[str], None] = _ignore) -> None:
+                 warn: Callable[[str], None] = _ignore,
+                 options: UnpackOptions | None = None) -> None:
     """Apply every layer of ``image`` onto the directory ``rootfs`` in order.
 
     Raises :class:`LayerError` (hostile entries, diff_id mismatch),
@@ -76,44 +120,57 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
     if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
         raise ManifestError("image config rootfs.diff_ids does not match the manifest's layers")
     with Root(rootfs) as root:
-        applier = LayerApplier(root, warn)
+        opts = options or UnpackOptions()
+        applier = LayerApplier(root, warn, rootless=opts.rootless, uid_map=opts.uid_map,
+                               gid_map=opts.gid_map, keep_selinux=opts.keep_selinux,
+                               max_entries=opts.max_layer_entries)
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             if desc.get("mediaType") not in oci.LAYER_TYPES:
                 raise ManifestError(f"unsupported layer media type {desc.get('mediaType')!r}")
             algorithm, _ = oci.parse_digest(diff_id)
-            with layout.open_verified_blob(desc["digest"], desc["size"]) as blob:
-                reader = HashingReader(open_decompressed(blob), hashlib.new(algorithm))
+            with layout.open_blob(desc["digest"]) as blob, \
+                    LayerStream(blob, desc["digest"], desc["size"], algorithm,
+                                opts.max_layer_bytes,
+                                media_type_compression(desc["mediaType"])) as stream:
                 try:
-                    applier.apply(reader)  # type: ignore[arg-type]
-                    reader.drain()
-                except (OSError, EOFError, zlib.error) as e:
-                    # Filesystem errors and broken compression both mean this
-                    # layer could not be applied; say which one.
-                    raise LayerError(f"layer {desc['digest']}: {e}") from None
-                actual = f"{algorithm}:{reader.hash.hexdigest()}"
+                    applier.apply(stream)  # type: ignore[arg-type]
+                    actual = stream.finish()
+                except (ImageError, OSError) as e:
+                    _prefer_digest_error(stream)
+                    if isinstance(e, OSError):
+                        raise LayerError(f"layer {desc['digest']}: {e}") from None
+                    raise
                 if actual != diff_id:
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest {actual} "
                                      f"does not match diff_id {diff_id}")
+        applier.finish()
 
 
 def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None = None,
-           volumes: str = "tmpfs", warn: Callable[[str], None] = _ignore) -> ResolvedImage:
+           volumes: str = "tmpfs", warn: Callable[[str], None] = _ignore,
+           options: UnpackOptions | None = None) -> ResolvedImage:
     """Unpack ``layout_path:tag`` into the bundle directory ``bundle``.
 
     ``bundle`` must not exist or be empty; on any failure everything this call
-    created is removed. Returns the resolved image. Raises ImageError subclasses.
+    created is removed. The bundle also gets ``ketch-image.json`` and
+    ``ketch-image.mtree`` (:mod:`ketch.image.bundlemeta`) for a later repack.
+    Returns the resolved image. Raises ImageError subclasses.
     """
+    opts = options or UnpackOptions()
     layout = Layout.open(layout_path)
     image = resolve(layout, tag, platform)
     created = _prepare_bundle(bundle)
     try:
         rootfs = os.path.join(bundle, "rootfs")
         os.mkdir(rootfs, 0o755)
-        apply_layers(layout, image, rootfs, warn)
-        spec = convert(image.config, rootfs, volumes=volumes, warn=warn)
+        apply_layers(layout, image, rootfs, warn, opts)
+        spec = convert(image.config, rootfs, volumes=volumes, warn=warn, rootless=opts.rootless,
+                       uid_map=opts.uid_map, gid_map=opts.gid_map)
+        _make_workdir(rootfs, spec["process"]["cwd"])
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=2)
             f.write("\n")
+        bundlemeta.record(bundle, image.manifest_descriptor, layout.path, rootless=opts.rootless)
     except BaseException:
         _cleanup(bundle, created)
         raise

@@ -6,7 +6,13 @@ else is removed and recreated), "Whiteouts" (``.wh.NAME`` removes NAME from
 *lower* layers only, the whiteout itself is never created) and "Opaque Whiteout"
 (``.wh..wh..opq`` hides every lower child of its directory, wherever it appears
 in the archive). File attributes: mode (incl. setuid/setgid/sticky), numeric
-uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices.
+uid/gid, mtime, ``SCHILY.xattr.*``, symlinks, hardlinks, FIFOs and devices; PAX ``atime``;
+sparse members (GNU and PAX formats) are written with holes.
+``security.selinux`` labels are host policy, not image content: they are
+dropped unless ``keep_selinux`` is asked for. Ownership goes through
+:mod:`ketch.image.layers.ownership` (plain, id-mapped, or rootless: the ids
+kept in the ``user.rootlesscontainers`` xattr, device nodes skipped with a
+warning, directories kept owner-writable until :meth:`LayerApplier.finish`).
 
 Every name goes through :mod:`ketch.image.paths`: parents resolve in-root, the
 final component is never followed, and names or hardlink targets that climb out
@@ -15,14 +21,16 @@ of the root are refused with :class:`~ketch.image.errors.LayerError`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import tarfile
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ketch.image.errors import LayerError, PathNotFound
+from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
 from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
 
 WHITEOUT_PREFIX = ".wh."
@@ -30,9 +38,15 @@ OPAQUE_WHITEOUT = ".wh..wh..opq"
 # aufs keeps its own bookkeeping under .wh..wh.*; such entries carry no change.
 _AUFS_META_PREFIX = ".wh..wh."
 
+# tarfile's stream reader pulls this much per read and copies the remainder on
+# every header: 64 KiB keeps both the call count and the copies small.
+_TAR_BUFSIZE = 64 * 1024
+# Zero runs at least this long (and aligned to it) become holes in sparse files.
+_SPARSE_CHUNK = 64 * 1024
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
+T = TypeVar("T")
 
 
 def _ignore(_msg: str) -> None:
@@ -46,9 +60,19 @@ class LayerApplier:
     attributes that cannot be set (e.g. an xattr the filesystem rejects).
     """
 
-    def __init__(self, root: Root, warn: Callable[[str], None] = _ignore) -> None:
+    def __init__(self, root: Root, warn: Callable[[str], None] = _ignore, *,
+                 rootless: bool = False, uid_map: list[IdMap] | None = None,
+                 gid_map: list[IdMap] | None = None, keep_selinux: bool = False,
+                 max_entries: int | None = None) -> None:
         self.root = root
         self.warn = warn
+        self.rootless = rootless
+        self.uid_map = list(uid_map or [])
+        self.gid_map = list(gid_map or [])
+        self.keep_selinux = keep_selinux
+        self.max_entries = max_entries
+        # rootless: directory modes that would lock the unpacking user out, set last
+        self.deferred_modes: dict[Key, int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -59,6 +83,7 @@ class LayerApplier:
         # Directory times to (re)apply when the layer is done: creating
         # children changes a directory's mtime, and the layer's own value wins.
         self.times: dict[Key, tuple[int, int]] = {}
+        self._cached: tuple[Key, int] | None = None  # see _parent()
 
     def apply(self, stream: BinaryIO) -> None:
         """Apply the uncompressed tar ``stream`` as a layer.
@@ -67,11 +92,17 @@ class LayerApplier:
         """
         self._reset()
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tf:
-                for member in tf:
+            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
+                              bufsize=_TAR_BUFSIZE) as tf:
+                for count, member in enumerate(tf, 1):
+                    if self.max_entries is not None and count > self.max_entries:
+                        raise LayerError(
+                            f"layer has more than {self.max_entries} entries (tar-bomb budget)")
                     self._entry(tf, member)
         except tarfile.TarError as e:
             raise LayerError(f"invalid layer archive: {e}") from None
+        finally:
+            self._drop_cached()
         self._apply_times()
 
     # -- entries ------------------------------------------------------------------
@@ -84,8 +115,12 @@ class LayerApplier:
         if not comps:
             self._root_entry(member)
             return
-        with self.root.parent_of(comps, create=True) as (pfd, name, parent):
+        pfd, name, parent, owned = self._parent(comps)
+        try:
             key = (*parent, name)
+            cached = self._cached
+            if cached is not None and key == cached[0][:len(key)]:
+                self._drop_cached()  # this entry may replace a directory on the cached path
             self._note_dir_time(pfd, tuple(parent))
             if member.isdir():
                 self._directory(pfd, name, key, member)
@@ -94,14 +129,42 @@ class LayerApplier:
             self.created.add(key)
             for i in range(len(key)):
                 self.ancestors.add(key[:i])
+        finally:
+            if owned:
+                os.close(pfd)
+
+    def _parent(self, comps: list[str]) -> tuple[int, str, list[str], bool]:
+        """``(dir fd, name, physical parent, caller closes fd)`` for an entry.
+
+        Sorted layers put siblings next to each other, so the last parent
+        directory is kept open and reused, but only when its physical path is
+        its name (no symlink resolved on the way): then only an entry at that
+        path or above it can change what the name resolves to, and such an
+        entry drops the cached fd first (see :meth:`_entry`); whiteouts drop it too.
+        """
+        lexical = tuple(comps[:-1])
+        cached = self._cached
+        if cached is not None and cached[0] == lexical:
+            return cached[1], comps[-1], list(lexical), False
+        pfd, name, parent = self.root.walk(comps, follow_final=False, create=True)
+        if tuple(parent) != lexical:
+            return pfd, name, parent, True
+        self._drop_cached()
+        self._cached = (lexical, pfd)
+        return pfd, name, parent, False
+
+    def _drop_cached(self) -> None:
+        if self._cached is not None:
+            os.close(self._cached[1])
+            self._cached = None
 
     def _root_entry(self, member: tarfile.TarInfo) -> None:
         # CVE-2021-29136 (umoci): an entry for "/" must not change its type.
         if not member.isdir():
             raise LayerError(f"refusing entry {member.name!r}: would replace the root directory")
         fd = self.root.fd
-        os.chown(f"/proc/self/fd/{fd}", member.uid, member.gid)
-        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(member.mode))
+        self._own_fd(fd, member)
+        self._chmod_dir(f"/proc/self/fd/{fd}", (), stat.S_IMODE(member.mode))
         self._xattrs_fd(fd, member)
         self.times[()] = _times(member)
 
@@ -110,8 +173,11 @@ class LayerApplier:
         if st is None or not stat.S_ISDIR(st.st_mode):
             if st is not None:
                 remove_nofollow(pfd, name)
-            os.mkdir(name, 0o700, dir_fd=pfd)
-        self._metadata(pfd, name, member)
+            # Created with its final permissions where the umask allows, so that the
+            # usual 0755 directory needs no chmod (each is a journalled inode update).
+            perms = stat.S_IMODE(member.mode) & 0o777
+            os.mkdir(name, perms | 0o700 if self.rootless else perms, dir_fd=pfd)
+        self._metadata(pfd, name, member, key)
         self.times[key] = _times(member)
 
     def _non_directory(self, tf: tarfile.TarFile, pfd: int, name: str, key: Key,
@@ -123,33 +189,48 @@ class LayerApplier:
                 or member.isfifo()):
             self.warn(f"skipping {member.name!r}: unsupported tar entry type {member.type!r}")
             return
-        remove_nofollow(pfd, name)
+        if self.rootless and (member.ischr() or member.isblk()):
+            self.warn(f"skipping device {member.name!r}: rootless unpack cannot create devices")
+            return
         if member.isreg():
             self._regular(tf, pfd, name, member)
-        elif member.issym():
-            os.symlink(member.linkname, name, dir_fd=pfd)
+            return
+        if member.issym():
+            _replacing(pfd, name, lambda: os.symlink(member.linkname, name, dir_fd=pfd))
         elif member.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=pfd)
+            _replacing(pfd, name, lambda: os.mkfifo(name, 0o600, dir_fd=pfd))
         else:
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
-                     dir_fd=pfd)
-        if not member.isreg():
-            self._metadata(pfd, name, member)
+            dev = os.makedev(member.devmajor, member.devminor)
+            _replacing(pfd, name, lambda: os.mknod(name, kind | 0o600, dev, dir_fd=pfd))
+        self._metadata(pfd, name, member)
         os.utime(name, ns=_times(member), dir_fd=pfd, follow_symlinks=False)
 
     def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
                  member: tarfile.TarInfo) -> None:
         src = tf.extractfile(member)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=pfd)
+        mode = stat.S_IMODE(member.mode)
+        # Created with its final permission bits (the write fd works whatever they say),
+        # owner and mode then changed only when they differ: most files need neither.
+        # (Rootless: owner-writable until the end, or its xattrs could not be set.)
+        perms = mode & 0o777 | (0o600 if self.rootless else 0)
+        fd = _replacing(pfd, name, lambda: os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            perms, dir_fd=pfd))
         try:
-            if src is not None:
-                while chunk := src.read(1 << 20):
-                    _write_all(fd, chunk)
-            os.fchown(fd, member.uid, member.gid)
-            os.fchmod(fd, stat.S_IMODE(member.mode))
-            self._xattrs_fd(fd, member)
+            if src is not None and member.sparse is not None:
+                _write_sparse(fd, src, member.size)
+            elif src is not None:
+                _copy_data(tf, fd, member)
+            st = os.fstat(fd)
+            chowned = self._own_fd(fd, member, opened=True, current=st)
+            if self.rootless:
+                self._xattrs_fd(fd, member)
+            if chowned or stat.S_IMODE(st.st_mode) != mode:
+                os.fchmod(fd, mode)  # after chown, which clears setuid/setgid
+            if not self.rootless:
+                self._xattrs_fd(fd, member)  # after chown, which clears security.capability
+            os.utime(fd, ns=_times(member))
         finally:
             os.close(fd)
 
@@ -181,6 +262,7 @@ class LayerApplier:
     # -- whiteouts ----------------------------------------------------------------
 
     def _whiteout(self, comps: list[str], raw: str) -> None:
+        self._drop_cached()
         base = comps[-1]
         if base == OPAQUE_WHITEOUT:
             self._opaque(comps[:-1])
@@ -248,21 +330,105 @@ class LayerApplier:
 
     # -- attributes ---------------------------------------------------------------
 
-    def _metadata(self, pfd: int, name: str, member: tarfile.TarInfo) -> None:
-        # chown first: it clears setuid/setgid bits that chmod then sets.
-        os.chown(name, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
+    def _metadata(self, pfd: int, name: str, member: tarfile.TarInfo,
+                  key: Key | None = None) -> None:
         if member.issym():
-            return  # Linux symlinks have no mode of their own; xattrs on them are rare
-        chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
-        if _xattrs(member):
-            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            # Linux symlinks have no mode of their own and no user.* xattrs.
+            if not self.rootless:
+                os.chown(name, map_to_host(self.uid_map, member.uid, "uid"),
+                         map_to_host(self.gid_map, member.gid, "gid"), dir_fd=pfd,
+                         follow_symlinks=False)
+            return
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            st = os.fstat(fd)
+            # chown first: it clears setuid/setgid bits that chmod then sets.
+            chowned = self._own_fd(fd, member, current=st)
+            current = None if chowned else stat.S_IMODE(st.st_mode)
+            if member.isdir() and key is not None:
+                self._chmod_dir(f"/proc/self/fd/{fd}", key, stat.S_IMODE(member.mode), current)
+            elif current != stat.S_IMODE(member.mode):
+                chmod_nofollow(pfd, name, stat.S_IMODE(member.mode))
+            self._xattrs_fd(fd, member)
+        finally:
+            os.close(fd)
+
+    def _own_fd(self, fd: int, member: tarfile.TarInfo, opened: bool = False,
+                current: os.stat_result | None = None) -> bool:
+        """Give the file behind ``fd`` the entry's owner; return True if it was chowned.
+
+        ``opened``: ``fd`` is a real open file (fchown works); else it may be
+        O_PATH (reached via /proc/self/fd). ``current``: its stat, to skip a
+        chown that would change nothing.
+        """
+        path = f"/proc/self/fd/{fd}"
+        if not self.rootless:
+            uid = map_to_host(self.uid_map, member.uid, "uid")
+            gid = map_to_host(self.gid_map, member.gid, "gid")
+            if current is not None and (current.st_uid, current.st_gid) == (uid, gid):
+                return False
+            if opened:
+                os.fchown(fd, uid, gid)
+            else:
+                os.chown(path, uid, gid)
+            return True
+        value = encode_rootless(member.uid, member.gid)
+        if not (member.isreg() or member.isdir()):
+            # Linux allows user.* xattrs only on regular files and directories.
+            if value:
+                self.warn(f"{member.name}: owner {member.uid}:{member.gid} cannot be recorded "
+                          "on a special file in a rootless unpack")
+            return False
+        try:
+            if value:
+                os.setxattr(path, ROOTLESS_XATTR, value)
+            else:
+                os.removexattr(path, ROOTLESS_XATTR)
+        except OSError as e:
+            if e.errno == errno.ENODATA:
+                return False
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+            self.warn(f"{member.name}: cannot record owner {member.uid}:{member.gid} "
+                      f"in {ROOTLESS_XATTR}: {e.strerror}")
+        return False
+
+    def _chmod_dir(self, path: str, key: Key, mode: int, current: int | None = None) -> None:
+        """chmod a directory (skipped when ``current`` already is the mode to set)."""
+        if self.rootless and mode & 0o700 != 0o700:
+            # Later entries must still be creatable inside it; finish() sets the real mode.
+            self.deferred_modes[key] = mode
+            mode |= 0o700
+        else:
+            self.deferred_modes.pop(key, None)
+        if mode != current:
+            os.chmod(path, mode)
+
+    def finish(self) -> None:
+        """Call once after the last layer: applies deferred (rootless) directory modes."""
+        for key in sorted(self.deferred_modes, key=len, reverse=True):
+            mode = self.deferred_modes[key]
+            if not key:
+                os.chmod(f"/proc/self/fd/{self.root.fd}", mode)
+                continue
             try:
-                self._xattrs_fd(fd, member)
+                pfd, name, _ = self.root.walk(list(key), follow_final=False)
+            except PathNotFound:
+                continue
+            try:
+                st = _lstat(pfd, name)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    chmod_nofollow(pfd, name, mode)
             finally:
-                os.close(fd)
+                os.close(pfd)
+        self.deferred_modes.clear()
 
     def _xattrs_fd(self, fd: int, member: tarfile.TarInfo) -> None:
         for attr, value in _xattrs(member).items():
+            if attr.startswith("security.selinux") and not self.keep_selinux:
+                continue
+            if attr == ROOTLESS_XATTR and self.rootless:
+                continue  # ownership is ours to record
             try:
                 os.setxattr(f"/proc/self/fd/{fd}", attr, value)
             except OSError as e:
@@ -295,6 +461,16 @@ class LayerApplier:
                 os.close(pfd)
 
 
+def _replacing(pfd: int, name: str, create: Callable[[], T]) -> T:
+    """Run ``create`` (which makes ``name`` in ``pfd``); when something is already
+    there, remove it (never following a symlink) and create again."""
+    try:
+        return create()
+    except FileExistsError:
+        remove_nofollow(pfd, name)
+        return create()
+
+
 def _lstat(dfd: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
@@ -303,8 +479,40 @@ def _lstat(dfd: int, name: str) -> os.stat_result | None:
 
 
 def _times(member: tarfile.TarInfo) -> tuple[int, int]:
-    ns = round(float(member.mtime) * 1_000_000_000)
-    return ns, ns
+    """(atime, mtime) in ns: the PAX ``atime`` when the entry has one, else the mtime."""
+    mtime = round(float(member.mtime) * 1_000_000_000)
+    atime = mtime
+    if "atime" in member.pax_headers:
+        with contextlib.suppress(ValueError):
+            atime = round(float(member.pax_headers["atime"]) * 1_000_000_000)
+    return atime, mtime
+
+
+def _copy_data(tf: tarfile.TarFile, fd: int, member: tarfile.TarInfo) -> None:
+    """Copy a plain member's data straight from the archive stream into ``fd``.
+
+    In stream mode tarfile's own reader goes through three buffering layers;
+    reading exactly ``size`` bytes from the stream it wraps is equivalent (its
+    next() skips the block padding that follows) and much cheaper per chunk.
+    """
+    read = tf.fileobj.read  # type: ignore[union-attr]
+    remaining = member.size
+    while remaining > 0:
+        chunk = read(min(remaining, 1 << 20))
+        if not chunk:
+            raise LayerError(f"{member.name}: unexpected end of the layer archive")
+        _write_all(fd, chunk)
+        remaining -= len(chunk)
+
+
+def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:
+    """Copy a sparse member (GNU or PAX sparse), leaving zero runs as holes."""
+    while chunk := src.read(_SPARSE_CHUNK):
+        if chunk.count(0) == len(chunk):
+            os.lseek(fd, len(chunk), os.SEEK_CUR)
+        else:
+            _write_all(fd, chunk)
+    os.ftruncate(fd, size)
 
 
 def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:

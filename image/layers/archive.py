@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ketch.image.errors import LayerError
+from ketch.image.layers.ownership import ROOTLESS_XATTR, decode_rootless
 from ketch.image.paths import clean_name
 
 # Host-specific labels must not leak into an image.
@@ -90,6 +91,59 @@ def _xattrs_of(path: str) -> dict[str, str]:
     return out
 
 
+def entry_for_path(path: str, name: str, st: os.stat_result,
+                   warn: Callable[[str], None] = _ignore, *,
+                   rootless: bool = False) -> _Entry | None:
+    """A tar entry named ``name`` (``""`` for the root) for the file at host ``path``.
+
+    ``st`` is its ``lstat``. Hardlinks are not detected here (callers that
+    group inodes set ``LNKTYPE`` themselves). With ``rootless`` the owner is
+    the one recorded in the ``user.rootlesscontainers`` xattr (0:0 without
+    it), and that xattr is not copied. Returns None for sockets (with a
+    warning): tar cannot represent them.
+    """
+    mode = st.st_mode
+    info = tarfile.TarInfo(name or "./")
+    info.mode = stat.S_IMODE(mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = int(st.st_mtime)
+    opener = None
+    if stat.S_ISDIR(mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISREG(mode):
+        info.type = tarfile.REGTYPE
+        info.size = st.st_size
+        opener = functools.partial(open, path, "rb")
+    elif stat.S_ISLNK(mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(path)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        warn(f"skipping {name}: sockets cannot be stored in a layer")
+        return None
+    info.pax_headers = _xattrs_of(path)
+    if rootless:
+        raw = info.pax_headers.pop("SCHILY.xattr." + ROOTLESS_XATTR, None)
+        info.uid, info.gid = (decode_rootless(raw.encode("utf-8", "surrogateescape"))
+                              if raw is not None else (0, 0))
+    return _Entry(info, opener)
+
+
+def as_hardlink(entry: _Entry, target: str) -> _Entry:
+    """``entry`` turned into a hardlink to ``target`` (an earlier name in the same layer)."""
+    entry.info.type = tarfile.LNKTYPE
+    entry.info.linkname = target
+    entry.info.size = 0
+    entry.info.pax_headers = {}
+    entry.opener = None
+    return entry
+
+
 def entries_from_dir(src: str, warn: Callable[[str], None] = _ignore) -> Iterator[_Entry]:
     """Yield tar entries for everything under directory ``src`` (``src`` itself as ``./``)."""
     src = os.path.abspath(src)
@@ -103,37 +157,16 @@ def entries_from_dir(src: str, warn: Callable[[str], None] = _ignore) -> Iterato
     for name in ["", *names]:
         path = os.path.join(src, name) if name else src
         st = os.lstat(path)
-        mode = st.st_mode
-        info = tarfile.TarInfo(name or "./")
-        info.mode = stat.S_IMODE(mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
-        info.uname = info.gname = ""
-        info.mtime = int(st.st_mtime)
-        opener = None
-        if stat.S_ISDIR(mode):
-            info.type = tarfile.DIRTYPE
-        elif st.st_nlink > 1 and (st.st_dev, st.st_ino) in first_link and not stat.S_ISDIR(mode):
-            info.type = tarfile.LNKTYPE
-            info.linkname = first_link[(st.st_dev, st.st_ino)]
-        elif stat.S_ISREG(mode):
-            info.type = tarfile.REGTYPE
-            info.size = st.st_size
-            opener = functools.partial(open, path, "rb")
-        elif stat.S_ISLNK(mode):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(path)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            warn(f"skipping {name}: sockets cannot be stored in a layer")
+        entry = entry_for_path(path, name, st, warn)
+        if entry is None:
             continue
-        if st.st_nlink > 1 and not stat.S_ISDIR(mode):
-            first_link.setdefault((st.st_dev, st.st_ino), name)
-        info.pax_headers = _xattrs_of(path) if info.type != tarfile.LNKTYPE else {}
-        yield _Entry(info, opener)
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in first_link:
+                entry = as_hardlink(entry, first_link[key])
+            else:
+                first_link[key] = name
+        yield entry
 
 
 def entries_from_tar(path: str, warn: Callable[[str], None] = _ignore) -> Iterator[_Entry]:

@@ -9,7 +9,7 @@ rootfs and namespace logic is unit-tested without root.
 Every method raises ``OSError`` with the kernel's errno on failure.
 Sources: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2),
 sethostname(2), prctl(2), capset(2), mount_setattr(2), open_tree(2),
-move_mount(2), bpf(2).
+move_mount(2), bpf(2), openat2(2).
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ class Syscalls(Protocol):
     def bpf_prog_load(self, prog_type: int, insns: bytes, license: str) -> int: ...
     def bpf_prog_attach(self, target_fd: int, prog_fd: int, attach_type: int,
                         flags: int) -> None: ...
+    def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int: ...
 
 
 def _bytes(s: str | None):
@@ -264,6 +265,11 @@ class LinuxSyscalls:
     def ioprio_set(self, ioprio: int) -> None:
         """ioprio_set(IOPRIO_WHO_PROCESS, 0 = this process, ioprio)."""
         self._check(self._lib.ketch_ioprio_set(1, 0, ioprio), "ioprio_set")
+
+    def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+        """openat2(2) with ``struct open_how {flags, mode, resolve}``; returns the new fd."""
+        rc = self._lib.ketch_openat2(dirfd, os.fsencode(path), flags, mode, resolve)
+        return self._check(rc, "openat2", path)
 
     def join_session_keyring(self, name: str) -> None:
         self._check(self._lib.ketch_join_session_keyring(name.encode()), "keyctl")

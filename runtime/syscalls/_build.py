@@ -36,6 +36,7 @@ int ketch_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int 
                         const char *license, char *log, unsigned int log_size);
 int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
                           unsigned int flags);
+int ketch_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
 /* libseccomp (seccomp.h) */
 typedef void *scmp_filter_ctx;
@@ -60,6 +61,7 @@ int seccomp_notify_fd(const scmp_filter_ctx ctx);
 SOURCE = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <sched.h>
 #include <unistd.h>
 #include <sys/mount.h>
@@ -165,6 +167,16 @@ static int ketch_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach
     attr.attach_type = attach_type;
     attr.attach_flags = flags;
     return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr));
+}
+/* openat2(2) (Linux 5.6): glibc 2.36 has no wrapper; struct open_how from linux/openat2.h */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct ketch_open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+static int ketch_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                         uint64_t resolve) {
+    struct ketch_open_how how = { flags, mode, resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
 /* data6: effective, permitted, inheritable for the low then the high 32 caps */
 static int ketch_capset(unsigned int version, int pid, const unsigned int *d) {

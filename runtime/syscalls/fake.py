@@ -6,6 +6,7 @@ call name to an errno so error paths can be driven.
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -82,6 +83,12 @@ class RecordingSyscalls:
 
     def join_session_keyring(self, name: str) -> None:
         self._record("join_session_keyring", name)
+
+    def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+        # Behaves like a kernel older than 5.6 unless told otherwise, so callers
+        # exercise their fallback path.
+        self._record("openat2", path, flags, mode, resolve)
+        raise OSError(errno.ENOSYS, "openat2: function not implemented")
 
     def load_seccomp(self, filter_spec) -> int | None:
         self._record("load_seccomp", filter_spec)

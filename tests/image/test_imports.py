@@ -1,6 +1,7 @@
 """Import hygiene: the hot path stays lean and the image side uses only the runtime's
-default spec (design: the runtime never imports the image side; the image side imports
-``ketch.runtime.spec.default`` only)."""
+default spec and its in-root path resolver (design: the runtime never imports the image
+side; the image side imports ``ketch.runtime.spec.default`` and, so that one resolver serves
+the unpacker and the runtime, ``ketch.runtime.linux.paths``)."""
 
 from __future__ import annotations
 
@@ -38,4 +39,11 @@ def test_local_commands_do_not_load_requests() -> None:
 def test_only_the_default_spec_is_imported_from_the_runtime() -> None:
     pattern = re.compile(r"^\s*(?:from|import)\s+(ketch\.runtime[\w.]*)", re.M)
     used = {m for f in IMAGE_SRC.rglob("*.py") for m in pattern.findall(f.read_text())}
-    assert used == {"ketch.runtime.spec.default"}
+    assert used == {"ketch.runtime.spec.default", "ketch.runtime.linux.paths"}
+
+
+def test_the_runtime_never_imports_the_image_side() -> None:
+    runtime_src = IMAGE_SRC.parent / "runtime"
+    pattern = re.compile(r"^\s*(?:from|import)\s+(ketch\.image[\w.]*)", re.M)
+    used = {m for f in runtime_src.rglob("*.py") for m in pattern.findall(f.read_text())}
+    assert used == set()

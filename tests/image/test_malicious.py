@@ -227,3 +227,20 @@ def test_symlinked_blob_in_layout_is_refused(tmp_path: Path) -> None:
     p = run_ki("unpack", f"{tmp_path / 'layout'}:t", str(tmp_path / "bundle"), check=False)
     assert p.returncode == 1 and "ketch-image: error:" in p.stderr
     assert not (tmp_path / "bundle").exists()
+
+
+def test_symlink_metadata_never_reaches_its_target(scene: Scene) -> None:
+    # chown/chmod/utime of a symlink entry (and of a hardlink to it) act on the link only,
+    # even when the link points at a host file outside the bundle.
+    outside = scene.deep / "secret"
+    before = os.lstat(outside)
+    scene.unpack([L("s", str(outside), uid=4321, gid=4321, mtime=5), H("h", "s"),
+                  L("rel", "../../../secret", uid=77, gid=77, mtime=7)],
+                 [D("s2"), L("s2/up", "../../../../secret", mtime=9)], expect_ok=True)
+    after = os.lstat(outside)
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid,
+                                                           before.st_mode)
+    assert os.lstat(scene.rootfs / "s").st_uid == 4321
+    assert os.lstat(scene.rootfs / "h").st_ino == os.lstat(scene.rootfs / "s").st_ino
+    assert os.path.islink(scene.rootfs / "h")
+    scene.assert_outside_untouched()

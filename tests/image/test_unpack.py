@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .helpers import D, F, LayoutBuilder, make_tar, run_ki, sha256
+from .helpers import D, F, L, LayoutBuilder, make_tar, run_ki, sha256
 
 
 def _layout(tmp_path: Path) -> tuple[Path, LayoutBuilder]:
@@ -20,7 +20,8 @@ def _layout(tmp_path: Path) -> tuple[Path, LayoutBuilder]:
 def test_default_tag_and_bundle_shape(tmp_path: Path) -> None:
     layout, _ = _layout(tmp_path)
     run_ki("unpack", str(layout), str(tmp_path / "bundle"))
-    assert sorted(os.listdir(tmp_path / "bundle")) == ["config.json", "rootfs"]
+    assert sorted(os.listdir(tmp_path / "bundle")) == [
+        "config.json", "ketch-image.json", "ketch-image.mtree", "rootfs"]
     spec = json.loads((tmp_path / "bundle/config.json").read_text())
     assert spec["root"]["path"] == "rootfs" and spec["process"]["args"] == ["/bin/true"]
     assert (tmp_path / "bundle/rootfs/etc/hostname").read_text() == "ketch\n"
@@ -91,3 +92,15 @@ def test_inspect(tmp_path: Path) -> None:
     assert set(out) == {"descriptor", "manifest", "config"}
     assert out["descriptor"]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
     assert out["config"]["config"]["Cmd"] == ["/bin/true"]
+
+
+def test_missing_working_dir_is_created_inside_the_rootfs(tmp_path: Path) -> None:
+    b = LayoutBuilder(str(tmp_path / "layout"))
+    b.tag("w", b.image([[D("srv"), L("escape", "../../..")]],
+                       config={"WorkingDir": "/escape/srv/new/app"}))
+    run_ki("unpack", f"{tmp_path / 'layout'}:w", str(tmp_path / "bundle"))
+    made = tmp_path / "bundle/rootfs/srv/new/app"
+    assert made.is_dir() and oct(made.stat().st_mode & 0o777) == "0o755"
+    assert not (tmp_path / "srv").exists()
+    spec = json.loads((tmp_path / "bundle/config.json").read_text())
+    assert spec["process"]["cwd"] == "/escape/srv/new/app"

@@ -1,4 +1,7 @@
-"""In-root resolution: symlinks and ``..`` never lead outside the root."""
+"""In-root resolution: symlinks and ``..`` never lead outside the root.
+
+Every case runs against both ways ``open_in_root`` can resolve: the kernel's
+openat2(RESOLVE_IN_ROOT) and the fallback fd walk on its own."""
 
 from __future__ import annotations
 
@@ -6,7 +9,15 @@ import os
 
 import pytest
 
-from ketch.runtime.linux.paths import PathEscapeError, open_in_root, resolve_in_root
+from ketch.runtime.linux import paths
+from ketch.runtime.linux.paths import PathEscapeError, resolve_in_root, walk_in_root
+from ketch.runtime.syscalls.fake import RecordingSyscalls
+
+
+@pytest.fixture(params=["openat2", "walk"])
+def opener(request):
+    """``open_in_root`` through openat2, or the fallback walk alone."""
+    return paths.open_in_root if request.param == "openat2" else walk_in_root
 
 
 @pytest.fixture
@@ -36,21 +47,21 @@ def _real(fd: int) -> str:
     ("../../etc/passwd", "etc/passwd"),
     ("/etc/../../etc/passwd", "etc/passwd"),
 ])
-def test_resolution_stays_inside(tree, path, expected):
+def test_resolution_stays_inside(opener, tree, path, expected):
     assert resolve_in_root(str(tree), path) == str(tree / expected)
     root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
     try:
-        assert _real(open_in_root(root_fd, path)) == str(tree / expected)
+        assert _real(opener(root_fd, path)) == str(tree / expected)
     finally:
         os.close(root_fd)
 
 
-def test_create_dir_through_escaping_symlink_lands_inside(tree, tmp_path):
+def test_create_dir_through_escaping_symlink_lands_inside(opener, tree, tmp_path):
     root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
     try:
-        fd = open_in_root(root_fd, "up/newdir/sub", create="dir")
+        fd = opener(root_fd, "up/newdir/sub", create="dir")
         assert _real(fd) == str(tree / "newdir" / "sub")
-        fd = open_in_root(root_fd, "abs/newfile", create="file")
+        fd = opener(root_fd, "abs/newfile", create="file")
         assert _real(fd) == str(tree / "etc" / "newfile")
     finally:
         os.close(root_fd)
@@ -58,23 +69,59 @@ def test_create_dir_through_escaping_symlink_lands_inside(tree, tmp_path):
     assert not os.path.exists("/etc/newfile")
 
 
-def test_symlink_loop_is_refused(tree):
+def test_symlink_loop_is_refused(opener, tree):
     root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
     try:
         with pytest.raises(PathEscapeError):
-            open_in_root(root_fd, "loop/x")
+            opener(root_fd, "loop/x")
     finally:
         os.close(root_fd)
     with pytest.raises(PathEscapeError):
         resolve_in_root(str(tree), "loop")
 
 
-def test_missing_without_create_raises(tree):
+def test_missing_without_create_raises(opener, tree):
     root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
     try:
         with pytest.raises(FileNotFoundError):
-            open_in_root(root_fd, "nope/x")
+            opener(root_fd, "nope/x")
         with pytest.raises(NotADirectoryError):
-            open_in_root(root_fd, "file/x")
+            opener(root_fd, "file/x")
+    finally:
+        os.close(root_fd)
+
+
+def test_openat2_is_used_first_and_its_absence_falls_back(tree):
+    fake = RecordingSyscalls()  # answers ENOSYS, like a kernel before 5.6
+    root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
+    try:
+        fd = paths.open_in_root(root_fd, "abs/passwd", syscalls=fake)
+        assert _real(fd) == str(tree / "etc" / "passwd")
+    finally:
+        os.close(root_fd)
+    assert fake.calls == [("openat2", "abs/passwd", os.O_PATH | os.O_CLOEXEC, 0,
+                           paths.RESOLVE_IN_ROOT | paths.RESOLVE_NO_MAGICLINKS)]
+
+
+def test_openat2_real_kernel_resolves_in_root(tree):
+    from ketch.runtime.syscalls import linux
+
+    root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
+    try:
+        fd = linux().openat2(root_fd, "up/abs/passwd", os.O_PATH | os.O_CLOEXEC, 0,
+                             paths.RESOLVE_IN_ROOT)
+        assert _real(fd) == str(tree / "etc" / "passwd")
+    finally:
+        os.close(root_fd)
+
+
+def test_open_plain_only_takes_symlink_free_paths(tree):
+    root_fd = os.open(tree, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert _real(paths.open_plain(root_fd, "etc/passwd")) == str(tree / "etc" / "passwd")
+        assert paths.open_plain(root_fd, "abs") is None         # final symlink
+        assert paths.open_plain(root_fd, "abs/passwd") is None  # symlink on the way
+        assert paths.open_plain(root_fd, "../etc") is None      # ".." never
+        assert paths.open_plain(root_fd, "nope") is None
     finally:
         os.close(root_fd)

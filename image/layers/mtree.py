@@ -1,0 +1,267 @@
+"""An mtree-like manifest of a root filesystem, and the changes made since it was taken.
+
+``ketch-image unpack`` records what it laid down (one line per path, like
+BSD mtree(5): ``type mode uid gid size time link device`` plus a digest of the
+xattrs); ``repack`` walks the rootfs again and compares. The comparison is
+stat-based, as git's index is: besides the mtree keywords each line keeps the
+inode number and ctime, and a regular file whose inode or ctime moved is
+treated as modified (any write, chmod, chown, link or xattr change moves the
+ctime). Content is never hashed, which keeps unpack and repack fast; the
+price is that a bundle copied to new inodes (``cp -a``) reports every file as
+modified and every directory as replaced. That is safe, only bigger: the
+resulting layer still reproduces the tree exactly.
+
+The change kinds map to image-spec layer.md "Change Types": additions and
+modifications become entries, deletions become whiteouts (``.wh.NAME``,
+"Whiteouts"), and a directory whose inode changed (deleted and re-created)
+becomes an opaque whiteout (``.wh..wh..opq``, "Opaque Whiteout") followed by
+all its current content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ketch.image.errors import ImageError
+
+HEADER = "#ketch-mtree v1"
+# Same as the layer writer: host-specific labels never enter an image.
+SKIP_XATTR_PREFIXES = ("security.selinux", "system.")
+
+_TYPES = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link",
+          stat.S_IFIFO: "fifo", stat.S_IFCHR: "char", stat.S_IFBLK: "block",
+          stat.S_IFSOCK: "socket"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the manifest keeps about one path (``mtime``/``ctime`` in nanoseconds)."""
+
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    link: str = ""
+    device: str = ""
+    xattrs: str = ""
+    ino: int = 0
+    ctime: int = 0
+    nlink: int = 1
+
+    def same_metadata(self, other: Record) -> bool:
+        """True when every mtree keyword agrees (inode and ctime are not compared)."""
+        return (self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link,
+                self.device, self.xattrs) == (other.type, other.mode, other.uid, other.gid,
+                                              other.size, other.mtime, other.link,
+                                              other.device, other.xattrs)
+
+
+Manifest = dict[str, Record]  # "" is the root, else "a/b/c" relative to it
+
+
+def _xattr_digest(path: str) -> str:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ""
+    h = hashlib.sha256()
+    kept = 0
+    for name in sorted(names):
+        if name.startswith(SKIP_XATTR_PREFIXES):
+            continue
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        h.update(name.encode() + b"\0" + len(value).to_bytes(8, "big") + value)
+        kept += 1
+    return h.hexdigest()[:32] if kept else ""
+
+
+def record_for(path: str, st: os.stat_result) -> Record:
+    """The :class:`Record` of the file at host ``path`` whose ``lstat`` is ``st``."""
+    kind = _TYPES.get(stat.S_IFMT(st.st_mode), "other")
+    link = os.readlink(path) if kind == "link" else ""
+    device = (f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}" if kind in ("char", "block")
+              else "")
+    return Record(type=kind, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+                  size=st.st_size if kind == "file" else 0, mtime=st.st_mtime_ns, link=link,
+                  device=device, xattrs=_xattr_digest(path), ino=st.st_ino,
+                  ctime=st.st_ctime_ns, nlink=st.st_nlink)
+
+
+def _walk(root: str, rel: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    with os.scandir(os.path.join(root, rel) if rel else root) as it:
+        entries = list(it)
+    for e in entries:
+        name = f"{rel}/{e.name}" if rel else e.name
+        st = e.stat(follow_symlinks=False)
+        yield name, e.path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(root, name)
+
+
+def snapshot(rootfs: str) -> Manifest:
+    """Walk ``rootfs`` (never following symlinks) and return its manifest."""
+    st = os.lstat(rootfs)
+    out: Manifest = {"": record_for(rootfs, st)}
+    for name, path, est in _walk(rootfs, ""):
+        out[name] = record_for(path, est)
+    return out
+
+
+# -- text form ------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[!-<>-\[\]-~]*")  # printable ASCII but space, "=" and "\\"
+
+
+def _escape(text: str) -> str:
+    """mtree-style escaping: bytes outside printable ASCII, space, ``\\`` and ``=`` as ``\\ooo``."""
+    if _PLAIN.fullmatch(text):
+        return text
+    out = []
+    for b in os.fsencode(text):
+        if 0x21 <= b <= 0x7E and b not in (0x5C, 0x3D):
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03o}")
+    return "".join(out)
+
+
+def _unescape(text: str) -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            raw.append(int(text[i + 1:i + 4], 8))
+            i += 4
+        else:
+            raw.append(ord(text[i]))
+            i += 1
+    return os.fsdecode(bytes(raw))
+
+
+def dumps(manifest: Manifest) -> str:
+    """The manifest as text: a header line, then one ``PATH key=value ...`` line per path."""
+    lines = [HEADER]
+    for name in sorted(manifest, key=lambda n: n.split("/") if n else []):
+        r = manifest[name]
+        fields = [_escape(name) if name else ".", f"type={r.type}", f"mode={r.mode:04o}",
+                  f"uid={r.uid}", f"gid={r.gid}", f"size={r.size}",
+                  f"time={r.mtime // 1_000_000_000}.{r.mtime % 1_000_000_000:09d}"]
+        if r.link:
+            fields.append(f"link={_escape(r.link)}")
+        if r.device:
+            fields.append(f"device={r.device}")
+        if r.xattrs:
+            fields.append(f"xattrs={r.xattrs}")
+        fields += [f"inode={r.ino}", f"ctime={r.ctime}", f"nlink={r.nlink}"]
+        lines.append(" ".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+def loads(text: str) -> Manifest:
+    """Parse :func:`dumps` output. Raises :class:`ImageError` on anything else."""
+    lines = text.splitlines()
+    if not lines or lines[0] != HEADER:
+        raise ImageError("not a ketch-image rootfs manifest")
+    out: Manifest = {}
+    for n, line in enumerate(lines[1:], 2):
+        parts = line.split(" ")
+        try:
+            kv = dict(p.split("=", 1) for p in parts[1:])
+            sec, _, nsec = kv["time"].partition(".")
+            rec = Record(type=kv["type"], mode=int(kv["mode"], 8), uid=int(kv["uid"]),
+                         gid=int(kv["gid"]), size=int(kv["size"]),
+                         mtime=int(sec) * 1_000_000_000 + int(nsec or 0),
+                         link=_unescape(kv.get("link", "")), device=kv.get("device", ""),
+                         xattrs=kv.get("xattrs", ""), ino=int(kv["inode"]),
+                         ctime=int(kv["ctime"]), nlink=int(kv.get("nlink", "1")))
+        except (KeyError, ValueError, IndexError):
+            raise ImageError(f"rootfs manifest line {n} is malformed") from None
+        name = "" if parts[0] == "." else _unescape(parts[0])
+        out[name] = rec
+    if "" not in out:
+        raise ImageError("rootfs manifest has no entry for the root")
+    return out
+
+
+# -- comparison ---------------------------------------------------------------------
+
+@dataclass
+class Changes:
+    """What changed between two manifests (paths relative to the root, ``""`` = root).
+
+    ``added``/``modified``: paths to write as layer entries (a type change counts
+    as added); ``deleted``: the top-most removed paths (one whiteout each);
+    ``opaque``: directories that were replaced (deleted and re-created), whose
+    current content is all in ``added``.
+    """
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    opaque: list[str] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.deleted or self.opaque)
+
+
+def _parent(name: str) -> str:
+    return name.rpartition("/")[0]
+
+
+def compare(old: Manifest, new: Manifest) -> Changes:
+    """The :class:`Changes` that turn the tree ``old`` describes into ``new``."""
+    changes = Changes()
+    replaced = {n for n, r in new.items()
+                if r.type == "dir" and n in old and old[n].type == "dir" and old[n].ino != r.ino}
+
+    def under_replaced(name: str) -> bool:
+        p = name
+        while p:
+            p = _parent(p)
+            if p in replaced:
+                return True
+        return False
+
+    changed_inodes: set[int] = set()
+    for name, r in new.items():
+        o = old.get(name)
+        if o is None or o.type != r.type or under_replaced(name):
+            changes.added.append(name)
+        elif name in replaced or not o.same_metadata(r) or (
+                r.type == "file" and (o.ino, o.ctime) != (r.ino, r.ctime)):
+            changes.modified.append(name)
+        else:
+            continue
+        if r.type == "file" and r.nlink > 1:
+            changed_inodes.add(r.ino)
+    # A hardlink group travels whole: every name of a changed inode is rewritten,
+    # so the layer's links never point at content from a lower layer.
+    if changed_inodes:
+        chosen = set(changes.added) | set(changes.modified)
+        for name, r in new.items():
+            if r.type == "file" and r.ino in changed_inodes and name not in chosen:
+                changes.modified.append(name)
+    for name in old:
+        if name in new or not name:
+            continue
+        parent = _parent(name)
+        pnew = new.get(parent)
+        if pnew is None or pnew.type != "dir" or parent in replaced or under_replaced(parent):
+            continue  # covered by the parent's whiteout, type change or opaque marker
+        if old[parent].type != "dir":
+            continue
+        changes.deleted.append(name)
+    changes.opaque = sorted(replaced, key=lambda n: n.split("/") if n else [])
+    for lst in (changes.added, changes.modified, changes.deleted):
+        lst.sort(key=lambda n: n.split("/") if n else [])
+    return changes

@@ -1,0 +1,212 @@
+"""Repack a bundle: turn the changes made to its rootfs since unpack into one new layer.
+
+image-spec layer.md "Change Types" and "Representing Changes": the rootfs is
+compared with the mtree-like manifest ``ketch-image unpack`` recorded
+(:mod:`ketch.image.bundlemeta`, :mod:`ketch.image.layers.mtree`); additions
+and modifications (content, mode, owner, xattrs, link target) become entries,
+deletions become whiteouts and replaced directories opaque whiteouts. The
+layer is reproducible (:mod:`ketch.image.layers.archive`: sorted, PAX, numeric
+ids, whole-second mtimes kept; with ``SOURCE_DATE_EPOCH`` set, later mtimes
+are clamped to it and it is the ``created`` time), so the same rootfs and
+base image give the same digests.
+
+The image config (config.md) gets the new ``rootfs.diff_ids`` entry and a
+``history`` entry, the manifest (manifest.md) the new layer descriptor, and
+``LAYOUT:TAG`` points at the new manifest (image-layout.md). A repack with no
+change adds no layer: only a ``history`` entry with ``empty_layer: true`` (as
+Docker records a step that changed no file). By default the bundle is then
+refreshed (its recorded manifest and base image become the new ones), so a
+second repack stacks on the first; umoci needs ``--refresh-bundle`` for that.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ketch.image import bundlemeta, oci
+from ketch.image.errors import BundleError, LayoutError
+from ketch.image.importer import created_timestamp
+from ketch.image.layers import mtree
+from ketch.image.layers.apply import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
+from ketch.image.layers.archive import (
+    LayerDigests,
+    _Entry,
+    as_hardlink,
+    entry_for_path,
+    write_layer,
+)
+from ketch.image.layout import Layout
+
+
+def _ignore(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class RepackResult:
+    """``descriptor``: the tagged manifest; ``layer``: the new layer's digests (None when
+    nothing changed); ``changes``: what the layer records."""
+
+    descriptor: dict
+    layer: LayerDigests | None
+    changes: mtree.Changes
+
+
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` as an int, None when unset (invalid values raise via importer)."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if not value:
+        return None
+    created_timestamp()  # validates
+    return int(value)
+
+
+def diff_bundle(bundle: str) -> tuple[mtree.Changes, mtree.Manifest]:
+    """Changes of ``bundle/rootfs`` since it was unpacked (or last repacked).
+
+    Returns the changes and the current manifest. Raises :class:`BundleError`
+    when the bundle has no recorded manifest.
+    """
+    _, old = bundlemeta.load(bundle)
+    rootfs = os.path.join(bundle, bundlemeta.ROOTFS)
+    if not os.path.isdir(rootfs) or os.path.islink(rootfs):
+        raise BundleError(f"bundle {bundle} has no rootfs directory")
+    new = mtree.snapshot(rootfs)
+    return mtree.compare(old, new), new
+
+
+def _sort_key(name: str) -> list[str]:
+    # The opaque marker sorts right after its directory, before any sibling.
+    comps = name.split("/") if name else []
+    if comps and comps[-1] == OPAQUE_WHITEOUT:
+        comps[-1] = ""
+    return comps
+
+
+def _marker(name: str, mtime: int) -> _Entry:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.REGTYPE
+    info.mode = 0o600
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = mtime
+    return _Entry(info)
+
+
+def layer_entries(rootfs: str, changes: mtree.Changes, *,
+                  clamp: int | None = None, rootless: bool = False,
+                  warn: Callable[[str], None] = _ignore) -> Iterator[_Entry]:
+    """Tar entries for ``changes`` in layer order (sorted; each hardlink after its target).
+
+    ``clamp``: latest mtime allowed (``SOURCE_DATE_EPOCH``); whiteouts get it (or 0).
+    ``rootless``: owners come from ``user.rootlesscontainers`` xattrs.
+    """
+    marker_time = clamp if clamp is not None else 0
+    names: list[tuple[str, str | None]] = [(n, None) for n in changes.added + changes.modified]
+    for n in changes.deleted:
+        parent, _, base = n.rpartition("/")
+        names.append((f"{parent}/{WHITEOUT_PREFIX}{base}" if parent
+                      else f"{WHITEOUT_PREFIX}{base}", "whiteout"))
+    for n in changes.opaque:
+        names.append((f"{n}/{OPAQUE_WHITEOUT}" if n else OPAQUE_WHITEOUT, "whiteout"))
+    names.sort(key=lambda item: _sort_key(item[0]))
+    first_of_inode: dict[int, str] = {}
+    for name, kind in names:
+        if kind == "whiteout":
+            yield _marker(name, marker_time)
+            continue
+        path = os.path.join(rootfs, name) if name else rootfs
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            warn(f"{name}: removed while repacking, skipped")
+            continue
+        entry = entry_for_path(path, name, st, warn, rootless=rootless)
+        if entry is None:
+            continue
+        if clamp is not None and entry.info.mtime > clamp:
+            entry.info.mtime = clamp
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            if st.st_ino in first_of_inode:
+                entry = as_hardlink(entry, first_of_inode[st.st_ino])
+            else:
+                first_of_inode[st.st_ino] = name
+        yield entry
+
+
+def _layer_media_type(manifest: dict) -> str:
+    return oci.DOCKER_LAYER if manifest.get("mediaType") == oci.DOCKER_MANIFEST \
+        else oci.OCI_LAYER_GZIP
+
+
+def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = None,
+           comment: str | None = None, refresh: bool = True,
+           warn: Callable[[str], None] = _ignore) -> RepackResult:
+    """Write the changes in ``bundle``'s rootfs as a new layer of image ``layout_path:tag``.
+
+    The base image is the manifest recorded in the bundle; ``layout_path`` must
+    hold it (normally the layout the bundle was unpacked from). ``created_by``
+    and ``comment`` go into the new ``history`` entry. With ``refresh`` the
+    bundle's record then points at the new image. Returns a
+    :class:`RepackResult`. Raises :class:`BundleError` (bundle not unpacked by
+    ketch-image), :class:`LayoutError` (base manifest missing from the
+    layout), other ImageError subclasses for corrupt blobs. On failure the
+    layout's index and the bundle are unchanged.
+    """
+    meta, _ = bundlemeta.load(bundle)
+    layout = Layout.open(layout_path)
+    base_desc = meta.manifest
+    if not layout.has_blob(base_desc["digest"], base_desc.get("size")):
+        raise LayoutError(f"layout {layout.path} does not hold the bundle's base manifest "
+                          f"{base_desc['digest']}")
+    base = layout.read_document(base_desc, f"manifest {base_desc['digest']}")
+    media_type = oci.document_media_type(base, base_desc.get("mediaType"),
+                                         f"manifest {base_desc['digest']}")
+    if media_type not in oci.MANIFEST_TYPES:
+        raise LayoutError(f"bundle base {base_desc['digest']} is not an image manifest")
+    config = layout.read_document(base["config"], f"config {base['config']['digest']}")
+    clamp = source_date_epoch()
+    created = created_timestamp()
+
+    changes, current = diff_bundle(bundle)
+    rootfs = os.path.join(bundle, bundlemeta.ROOTFS)
+    layer: LayerDigests | None = None
+    manifest = copy.deepcopy(base)
+    new_config = copy.deepcopy(config)
+    history: dict = {"created": created, "created_by": created_by or "ketch-image repack"}
+    if comment:
+        history["comment"] = comment
+    if changes.empty():
+        history["empty_layer"] = True
+    else:
+        with layout.blob_writer() as w:
+            layer = write_layer(layer_entries(rootfs, changes, clamp=clamp,
+                                               rootless=meta.rootless, warn=warn),
+                                w)  # type: ignore[arg-type]
+            w.commit()
+        manifest["layers"] = [*manifest.get("layers", []),
+                              {"mediaType": _layer_media_type(base), "digest": layer.digest,
+                               "size": layer.size}]
+        rootfs_cfg = new_config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs_cfg["diff_ids"] = [*rootfs_cfg.get("diff_ids", []), layer.diff_id]
+    new_config["created"] = created
+    new_config["history"] = [*new_config.get("history", []), history]
+    config_desc = {"mediaType": base["config"]["mediaType"],
+                   **layout.write_blob(oci.dumps(new_config))}
+    manifest["config"] = config_desc
+    manifest_blob = oci.dumps(manifest)
+    desc: dict = {"mediaType": media_type, **layout.write_blob(manifest_blob)}
+    platform = {k: new_config[k] for k in ("architecture", "os", "variant")
+                if isinstance(new_config.get(k), str) and new_config[k]}
+    if {"architecture", "os"} <= platform.keys():
+        desc["platform"] = platform
+    stored = layout.set_tag(tag, desc)
+    layout.cleanup_tmp()
+    if refresh:
+        bundlemeta.record(bundle, desc, layout.path, snap=current, rootless=meta.rootless)
+    return RepackResult(descriptor=stored, layer=layer, changes=changes)
