@@ -163,6 +163,8 @@ class Container:
                 "cgroup_paths": cgroup.paths,
             }
             state_dir.save(doc)
+            log.debug(f"created container {container_id}: init pid {pid}, bundle {bundle}, "
+                      f"cgroups {sorted(cgroup.paths.values())}")
             if pid_file:
                 _write_pid_file(pid_file, pid)
         except BaseException:
@@ -281,6 +283,7 @@ class Container:
                 os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._dir.fifo)
+            log.debug(f"started container {self.id}: init pid {self.pid} released")
             try:
                 run_hooks(self._doc["config"], "poststart",
                           hook_state(self._doc, RUNNING, self.pid))
@@ -322,6 +325,7 @@ class Container:
         for pid in pids:
             try:
                 os.kill(pid, sig)
+                log.debug(f"sent signal {sig} to pid {pid}")
             except ProcessLookupError:
                 continue
             except OSError as e:  # e.g. an invalid signal number
@@ -419,6 +423,7 @@ class Container:
                 self._kill_all()
             self._cgroup().destroy()
             self._dir.remove()
+            log.debug(f"deleted container {self.id} (was {status})")
             try:
                 run_hooks(self._doc["config"], "poststop", hook_state(self._doc, STOPPED, 0))
             except HookError as e:
@@ -478,6 +483,7 @@ class Container:
                                console_fd=theirs.fileno() if theirs else None)
             try:
                 pid = spawn_exec(process, opts, self._cgroup(), log.emit)
+                log.debug(f"exec in container {self.id}: pid {pid} runs {process.get('args')}")
             finally:
                 if theirs is not None:
                     theirs.close()

@@ -255,3 +255,16 @@ def test_init_command_line_shows_no_host_paths(ketch: Runtime, make_bundle) -> N
     assert r.out.rstrip("\0").split("\0") == ["ketch init"], repr(r.out)
     assert str(ketch.root) not in r.out
     assert ketch("delete", "--force", cid).rc == 0
+
+
+def test_debug_flag_logs_the_lifecycle(ketch: Runtime, make_bundle) -> None:
+    """``--debug`` adds logrus debug lines for each step (runc prints its own);
+    without it a run prints nothing of ours."""
+    bundle = make_bundle(["true"])
+    r = ketch("--debug", "run", "--bundle", str(bundle), ketch.new_id("debug"))
+    assert r.rc == 0, str(r)
+    debug = [line for line in r.err.splitlines() if "level=debug" in line]
+    assert [m for m in ("created container", "started container", "deleted container")
+            if not any(m in line for line in debug)] == [], r.err
+    quiet = ketch("run", "--bundle", str(bundle), ketch.new_id("debug"))
+    assert quiet.rc == 0 and quiet.err == "", str(quiet)
