@@ -299,6 +299,7 @@ def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, cre
         return
     path, tag = parse_layout_arg(layout)
     store = Layout.open(path)
+    store.hold_read_lock()  # released when the process ends
     if raw:
         desc = store.lookup(tag or DEFAULT_TAG)
         click.echo(store.read_blob(desc["digest"], desc["size"]), nl=False)

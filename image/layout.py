@@ -16,7 +16,13 @@ shared ``flock`` on ``blobs/`` and keeps it until :meth:`Layout.release` (or
 the process ends), so from its first blob to its ``index.json`` update;
 garbage collection takes it exclusively (:meth:`Layout.exclusive`), so gc never
 deletes a blob a running pull, import or copy has written but not yet tagged,
-and waits for them to finish. Blob writes themselves need no lock:
+and waits for them to finish. Readers (push, unpack, inspect, copy from a
+layout) take the same shared lock with :meth:`Layout.hold_read_lock` before
+they read ``index.json`` and keep it while they read blobs, so gc also waits
+for them. ``flock`` needs only a read-only descriptor of ``blobs/``, so a
+layout owned by another user or on a read-only filesystem can still be read;
+when even that cannot be opened the reader goes on unlocked and says why
+(:attr:`Layout.lock_skipped`). Blob writes themselves need no lock:
 content-addressed files are renamed into place atomically.
 
 Reads are verified: a blob must be a regular file (not a symlink) whose size and
@@ -126,6 +132,7 @@ class Layout:
         self.path = os.path.abspath(path)
         self.tmp_dir = os.path.join(self.path, TMP_DIR)
         self._write_lock: int | None = None
+        self.lock_skipped: str | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -228,6 +235,34 @@ class Layout:
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._write_lock = fd
 
+    def hold_read_lock(self) -> None:
+        """Take the shared lock as a reader (once) and keep it until :meth:`release`.
+
+        Call before reading ``index.json``: gc (which takes the lock exclusively)
+        then waits until the reader is done with the blobs its tags name. Nothing is
+        created or written, so read-only layouts work; if ``blobs/`` cannot be
+        opened (no permission) or locked, the reader continues without the lock and
+        :attr:`lock_skipped` says why.
+        """
+        if self._write_lock is not None:
+            return
+        path = os.path.join(self.path, "blobs")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.lock_skipped = f"{path} does not exist (no blobs to protect)"
+            return
+        except OSError as e:
+            self.lock_skipped = f"cannot open {path} to lock it ({e.strerror})"
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as e:
+            os.close(fd)
+            self.lock_skipped = f"cannot lock {path} ({e.strerror})"
+            return
+        self._write_lock = fd
+
     def remove_partial_blobs(self) -> list[str]:
         """Delete the temp files of unfinished blob writes; call only with the blobs lock
         held exclusively (no writer running). Returns the names removed."""
@@ -242,7 +277,7 @@ class Layout:
         return removed
 
     def release(self) -> None:
-        """Drop the write lock taken by the first blob write (if any)."""
+        """Drop the shared lock taken by the first blob write or :meth:`hold_read_lock`."""
         if self._write_lock is not None:
             os.close(self._write_lock)
             self._write_lock = None

@@ -146,9 +146,12 @@ class RegistrySource:
 
 class LayoutSource:
     """Reads ``tag`` from an OCI image layout; with ``tag`` None, the layout's only
-    image (as skopeo does for ``oci:PATH`` without a tag)."""
+    image (as skopeo does for ``oci:PATH`` without a tag). Holds the layout's shared
+    lock (:meth:`Layout.hold_read_lock`) from here until the layout is released, so
+    gc cannot remove blobs while they are read."""
 
     def __init__(self, layout: Layout, tag: str | None, name: str | None = None) -> None:
+        layout.hold_read_lock()
         self.layout, self.tag = layout, tag
         self.name = name or layout.path
 
