@@ -89,6 +89,16 @@ class BlobWriter:
         assert self._file is not None
         self._file.write(chunk)
 
+    def restart(self) -> None:
+        """Drop what was written so far (the source sends the blob again from byte 0)."""
+        assert self._file is not None
+        self._file.seek(0)
+        self._file.truncate()
+        self._verifier = Verifier(self.expected, self._verifier.size) \
+            if self._verifier is not None else None
+        self._sha256 = None if self.expected else hashlib.sha256()
+        self.size = 0
+
     def commit(self) -> dict:
         """Verify, fsync and rename into ``blobs/``; return ``{"digest", "size"}``."""
         assert self._file is not None
