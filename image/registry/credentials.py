@@ -75,7 +75,10 @@ def load(path: str) -> dict[str, Any]:
 
 
 def _save(path: str, doc: dict[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    # a symlinked config.json (dotfiles) is written through, as the docker CLI does:
+    # the new file replaces the link's target, in the target's directory
+    path = os.path.realpath(path)
+    directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".auth-")
     try:
