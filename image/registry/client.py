@@ -50,7 +50,9 @@ from ketch.image.registry.auth import (
     basic_header,
     fetch_token,
     is_loopback,
+    login_hint,
     parse_challenges,
+    rejected,
 )
 
 if TYPE_CHECKING:
@@ -278,7 +280,8 @@ class RegistryClient:
             self._auth = "Bearer " + token
         elif basic is not None:
             if self.creds is None:
-                raise AuthError(f"registry {self.ref.registry} requires credentials (--creds)")
+                raise AuthError(f"registry {self.ref.registry} requires credentials; "
+                                f"{login_hint(self.ref.registry)}")
             self._auth = basic_header(*self.creds)
         else:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
@@ -359,6 +362,11 @@ class RegistryClient:
                 continue
             if r.status_code in (401, 403) and r.status_code not in ok:
                 r.close()
+                if r.status_code == 401 and self._own_origin(url):
+                    if self.creds is not None:
+                        raise AuthError(rejected(self.ref.registry, self.creds, 401))
+                    raise AuthError(f"{self.ref.registry}: authentication required (HTTP 401); "
+                                    f"{login_hint(self.ref.registry)}")
                 raise AuthError(f"{method} {url}: access denied ({_error_text(r)})")
             return r
         raise AssertionError("unreachable")

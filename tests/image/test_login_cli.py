@@ -65,3 +65,46 @@ def test_login_creates_the_target_of_a_dangling_symlink(basic_fake: FakeRegistry
     assert p.returncode == 0, p.stderr
     assert link.is_symlink()
     assert basic_fake.host in json.loads((tmp_path / "dotfiles/docker.json").read_text())["auths"]
+
+
+def one_line(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("ketch-image: error: ")
+    return lines[0][len("ketch-image: error: "):]
+
+
+def test_rejected_credentials_name_their_source(basic_fake: FakeRegistry, tmp_path: Path,
+                                                home: dict[str, str]) -> None:
+    host = basic_fake.host
+    ref = f"{host}/app:v1"
+    p = ki("pull", "--creds", "bob:nope", ref, str(tmp_path / "l1"), env=home)
+    assert one_line(p) == f"{host}: credentials from --creds were rejected (HTTP 401)"
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {host: {"username": "bob", "password": "x"}}}))
+    p = ki("pull", "--authfile", str(authfile), ref, str(tmp_path / "l2"), env=home)
+    assert one_line(p) == (f"{host}: credentials from auth file {authfile} were rejected "
+                           "(HTTP 401)")
+    p = ki("copy", "--src-creds", "bob:nope", f"docker://{ref}", f"oci:{tmp_path / 'l3'}",
+           env=home)
+    assert one_line(p) == f"{host}: credentials from --src-creds were rejected (HTTP 401)"
+    p = ki("pull", ref, str(tmp_path / "l4"), env=home)
+    msg = one_line(p)
+    assert f"ketch-image login {host}" in msg and "--creds" in msg and "--authfile" in msg
+    assert not any((tmp_path / n).exists() for n in ("l1", "l2", "l3", "l4"))
+
+
+def test_login_without_a_terminal_fails_at_once(basic_fake: FakeRegistry,
+                                                home: dict[str, str]) -> None:
+    for args in (["-u", "bob"], []):
+        p = ki("login", *args, basic_fake.host, env=home, stdin="pw\n")
+        msg = one_line(p)
+        assert "no terminal" in msg, msg
+        assert "GetPassWarning" not in p.stderr
+    assert "--password-stdin" in one_line(
+        ki("login", "-u", "bob", basic_fake.host, env=home, stdin="pw\n"))
+    assert not (Path(home["HOME"]) / ".docker/config.json").exists()
+    p = ki("login", "-u", "bob", "--password-stdin", basic_fake.host, env=home, stdin="no\n")
+    assert one_line(p) == \
+        f"{basic_fake.host}: credentials from --password-stdin were rejected (HTTP 401)"
