@@ -472,6 +472,18 @@ def _register_extra_commands() -> None:
 _register_extra_commands()
 
 
+def _os_error_text(e: OSError) -> str:
+    """``PATH: problem`` (not Python's ``[Errno N] ...: 'PATH'``)."""
+    if e.strerror is None:
+        return str(e)
+    problem = e.strerror[:1].lower() + e.strerror[1:]
+    if e.filename is None:
+        return problem
+    if e.filename2 is not None:
+        return f"{e.filename} -> {e.filename2}: {problem}"
+    return f"{e.filename}: {problem}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, map errors to one line and exit status 1."""
     try:
@@ -486,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except OSError as e:
-        click.echo(f"{PROG}: error: {e}", err=True)
+        click.echo(f"{PROG}: error: {_os_error_text(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted", err=True)

@@ -156,6 +156,13 @@ class Layout:
                 doc = oci.load_json(f.read(), f"{marker}")
         except FileNotFoundError:
             raise LayoutError(f"{path}: not an OCI image layout (no oci-layout file)") from None
+        except NotADirectoryError:
+            raise LayoutError(f"{path}: not an OCI image layout (not a directory)") from None
+        except IsADirectoryError:
+            raise LayoutError(f"{path}: not an OCI image layout (oci-layout is a "
+                              "directory)") from None
+        except OSError as e:
+            raise LayoutError(f"{path}: cannot read {marker} ({e.strerror})") from None
         except oci.ManifestError as e:
             raise LayoutError(str(e)) from None
         if doc.get("imageLayoutVersion") != oci.OCI_LAYOUT_VERSION:
@@ -165,8 +172,22 @@ class Layout:
 
     @classmethod
     def create(cls, path: str) -> Layout:
-        """Open the layout at ``path``, initialising an empty one if the directory is new/empty."""
-        os.makedirs(path, exist_ok=True)
+        """Open the layout at ``path``, initialising an empty one if the directory is new/empty.
+
+        Raises :class:`LayoutError` when ``path`` (or a parent) is a file, cannot be
+        created, or is a non-empty directory that is not a layout.
+        """
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise LayoutError(f"{path}: exists and is not a directory (a layout is a "
+                              "directory)")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except NotADirectoryError:
+            raise LayoutError(f"{path}: cannot create the layout directory (a parent is not "
+                              "a directory)") from None
+        except OSError as e:
+            raise LayoutError(f"{path}: cannot create the layout directory "
+                              f"({e.strerror})") from None
         layout = cls(path)
         if os.path.exists(os.path.join(layout.path, "oci-layout")):
             return cls.open(path)
