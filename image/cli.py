@@ -53,19 +53,22 @@ def cli() -> None:
     """Pull, push, copy, import, unpack, inspect and manage OCI images and image layouts."""
 
 
-def _creds(value: str | None) -> tuple[str, str] | None:
+def _creds(value: str | None, flag: str = "--creds") -> tuple[str, str] | None:
     if value is None:
         return None
+    from ketch.image.registry.auth import Credentials
+
     user, sep, password = value.partition(":")
     if not sep or not user:
-        raise click.BadParameter("expected USER:PASS", param_hint="--creds")
-    return (user, password)
+        raise click.BadParameter("expected USER:PASS", param_hint=flag)
+    return Credentials(user, password, flag)
 
 
-def _creds_for(value: str | None, authfile: str | None, ref: Any) -> tuple[str, str] | None:
+def _creds_for(value: str | None, authfile: str | None, ref: Any,
+               flag: str = "--creds") -> tuple[str, str] | None:
     """--creds if given, else what the auth file (or its helper) holds for ``ref``."""
     if value is not None:
-        return _creds(value)
+        return _creds(value, flag)
     from ketch.image.registry.credentials import lookup
     return lookup(ref.registry, ref.repository, authfile)
 
@@ -179,8 +182,8 @@ def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_cred
     if all_platforms and platform:
         raise click.UsageError("--platform and --all exclude each other")
     source, dest = parse_location(src), parse_location(dst)
-    src_auth = _creds_for(src_creds, authfile, source.ref) if source.ref else None
-    dst_auth = _creds_for(dest_creds, authfile, dest.ref) if dest.ref else None
+    src_auth = _creds_for(src_creds, authfile, source.ref, "--src-creds") if source.ref else None
+    dst_auth = _creds_for(dest_creds, authfile, dest.ref, "--dest-creds") if dest.ref else None
     desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
                    src_access=Access(src_auth, src_tls_verify, src_cert_dir),
                    dst_access=Access(dst_auth, dest_tls_verify, dest_cert_dir),
@@ -299,6 +302,7 @@ def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, cre
         return
     path, tag = parse_layout_arg(layout)
     store = Layout.open(path)
+    store.hold_read_lock()  # released when the process ends
     if raw:
         desc = store.lookup(tag or DEFAULT_TAG)
         click.echo(store.read_blob(desc["digest"], desc["size"]), nl=False)
@@ -416,21 +420,30 @@ def tags(ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
 def login(registry: str, username: str | None, password: str | None, password_stdin: bool,
           authfile: str | None, tls_verify: bool, cert_dir: str | None) -> None:
     """Check credentials against REGISTRY and save them (auth file or credential helper)."""
+    from ketch.image.errors import AuthError
     from ketch.image.login import login as do_login
     from ketch.image.login import registry_host
 
     if password is not None and password_stdin:
         raise click.UsageError("--password and --password-stdin exclude each other")
     registry_host(registry)  # a malformed REGISTRY fails before any prompt
+    if (username is None or (password is None and not password_stdin)) and \
+            not sys.stdin.isatty():
+        # a prompt would read a password from a pipe (getpass warns and echoes)
+        missing = "--username" if username is None else "--password-stdin (or --password)"
+        raise AuthError(f"no terminal to ask for credentials: give {missing}")
     if username is None:
         username = click.prompt("Username")
+    source = "--password"
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
+        source = "--password-stdin"
     elif password is None:
         password = click.prompt("Password", hide_input=True)
+        source = "the password typed in"
     assert username is not None and password is not None
     where = do_login(registry, username, password, authfile=authfile, tls_verify=tls_verify,
-                     cert_dir=cert_dir)
+                     cert_dir=cert_dir, source=source)
     click.echo(f"Login Succeeded (credentials saved in {where})")
 
 
@@ -459,6 +472,18 @@ def _register_extra_commands() -> None:
 _register_extra_commands()
 
 
+def _os_error_text(e: OSError) -> str:
+    """``PATH: problem`` (not Python's ``[Errno N] ...: 'PATH'``)."""
+    if e.strerror is None:
+        return str(e)
+    problem = e.strerror[:1].lower() + e.strerror[1:]
+    if e.filename is None:
+        return problem
+    if e.filename2 is not None:
+        return f"{e.filename} -> {e.filename2}: {problem}"
+    return f"{e.filename}: {problem}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, map errors to one line and exit status 1."""
     try:
@@ -473,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except OSError as e:
-        click.echo(f"{PROG}: error: {e}", err=True)
+        click.echo(f"{PROG}: error: {_os_error_text(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo(f"{PROG}: interrupted", err=True)

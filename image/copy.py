@@ -85,7 +85,9 @@ def copy(src: Location, dst: Location, *, all_platforms: bool = False,
             if src.kind == OCI_ARCHIVE:
                 path = stack.enter_context(extracted_archive(src.path))
             src_tag = src.tag
-            source = LayoutSource(Layout.open(path), src_tag, name=f"{src.kind}:{src.path}")
+            src_layout = Layout.open(path)
+            stack.callback(src_layout.release)
+            source = LayoutSource(src_layout, src_tag, name=f"{src.kind}:{src.path}")
 
         dest: Destination
         archive_dir = None

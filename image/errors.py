@@ -40,6 +40,11 @@ class TransferInterrupted(RegistryError):
     """A download broke off mid-stream (a retry may succeed)."""
 
 
+class RegistryUnreachable(RegistryError):
+    """No connection to a registry (refused, reset, timed out, unknown host) after the
+    retries; the message is one short line naming the host and the reason."""
+
+
 class BlobUnknown(RegistryError):
     """The registry does not have a blob (404)."""
 

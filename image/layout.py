@@ -16,7 +16,13 @@ shared ``flock`` on ``blobs/`` and keeps it until :meth:`Layout.release` (or
 the process ends), so from its first blob to its ``index.json`` update;
 garbage collection takes it exclusively (:meth:`Layout.exclusive`), so gc never
 deletes a blob a running pull, import or copy has written but not yet tagged,
-and waits for them to finish. Blob writes themselves need no lock:
+and waits for them to finish. Readers (push, unpack, inspect, copy from a
+layout) take the same shared lock with :meth:`Layout.hold_read_lock` before
+they read ``index.json`` and keep it while they read blobs, so gc also waits
+for them. ``flock`` needs only a read-only descriptor of ``blobs/``, so a
+layout owned by another user or on a read-only filesystem can still be read;
+when even that cannot be opened the reader goes on unlocked and says why
+(:attr:`Layout.lock_skipped`). Blob writes themselves need no lock:
 content-addressed files are renamed into place atomically.
 
 Reads are verified: a blob must be a regular file (not a symlink) whose size and
@@ -83,6 +89,16 @@ class BlobWriter:
         assert self._file is not None
         self._file.write(chunk)
 
+    def restart(self) -> None:
+        """Drop what was written so far (the source sends the blob again from byte 0)."""
+        assert self._file is not None
+        self._file.seek(0)
+        self._file.truncate()
+        self._verifier = Verifier(self.expected, self._verifier.size) \
+            if self._verifier is not None else None
+        self._sha256 = None if self.expected else hashlib.sha256()
+        self.size = 0
+
     def commit(self) -> dict:
         """Verify, fsync and rename into ``blobs/``; return ``{"digest", "size"}``."""
         assert self._file is not None
@@ -126,6 +142,7 @@ class Layout:
         self.path = os.path.abspath(path)
         self.tmp_dir = os.path.join(self.path, TMP_DIR)
         self._write_lock: int | None = None
+        self.lock_skipped: str | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -139,6 +156,13 @@ class Layout:
                 doc = oci.load_json(f.read(), f"{marker}")
         except FileNotFoundError:
             raise LayoutError(f"{path}: not an OCI image layout (no oci-layout file)") from None
+        except NotADirectoryError:
+            raise LayoutError(f"{path}: not an OCI image layout (not a directory)") from None
+        except IsADirectoryError:
+            raise LayoutError(f"{path}: not an OCI image layout (oci-layout is a "
+                              "directory)") from None
+        except OSError as e:
+            raise LayoutError(f"{path}: cannot read {marker} ({e.strerror})") from None
         except oci.ManifestError as e:
             raise LayoutError(str(e)) from None
         if doc.get("imageLayoutVersion") != oci.OCI_LAYOUT_VERSION:
@@ -148,8 +172,22 @@ class Layout:
 
     @classmethod
     def create(cls, path: str) -> Layout:
-        """Open the layout at ``path``, initialising an empty one if the directory is new/empty."""
-        os.makedirs(path, exist_ok=True)
+        """Open the layout at ``path``, initialising an empty one if the directory is new/empty.
+
+        Raises :class:`LayoutError` when ``path`` (or a parent) is a file, cannot be
+        created, or is a non-empty directory that is not a layout.
+        """
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise LayoutError(f"{path}: exists and is not a directory (a layout is a "
+                              "directory)")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except NotADirectoryError:
+            raise LayoutError(f"{path}: cannot create the layout directory (a parent is not "
+                              "a directory)") from None
+        except OSError as e:
+            raise LayoutError(f"{path}: cannot create the layout directory "
+                              f"({e.strerror})") from None
         layout = cls(path)
         if os.path.exists(os.path.join(layout.path, "oci-layout")):
             return cls.open(path)
@@ -228,6 +266,34 @@ class Layout:
         fcntl.flock(fd, fcntl.LOCK_SH)
         self._write_lock = fd
 
+    def hold_read_lock(self) -> None:
+        """Take the shared lock as a reader (once) and keep it until :meth:`release`.
+
+        Call before reading ``index.json``: gc (which takes the lock exclusively)
+        then waits until the reader is done with the blobs its tags name. Nothing is
+        created or written, so read-only layouts work; if ``blobs/`` cannot be
+        opened (no permission) or locked, the reader continues without the lock and
+        :attr:`lock_skipped` says why.
+        """
+        if self._write_lock is not None:
+            return
+        path = os.path.join(self.path, "blobs")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.lock_skipped = f"{path} does not exist (no blobs to protect)"
+            return
+        except OSError as e:
+            self.lock_skipped = f"cannot open {path} to lock it ({e.strerror})"
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as e:
+            os.close(fd)
+            self.lock_skipped = f"cannot lock {path} ({e.strerror})"
+            return
+        self._write_lock = fd
+
     def remove_partial_blobs(self) -> list[str]:
         """Delete the temp files of unfinished blob writes; call only with the blobs lock
         held exclusively (no writer running). Returns the names removed."""
@@ -242,7 +308,7 @@ class Layout:
         return removed
 
     def release(self) -> None:
-        """Drop the write lock taken by the first blob write (if any)."""
+        """Drop the shared lock taken by the first blob write or :meth:`hold_read_lock`."""
         if self._write_lock is not None:
             os.close(self._write_lock)
             self._write_lock = None

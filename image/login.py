@@ -32,16 +32,20 @@ def registry_host(text: str) -> str:
 
 
 def login(registry: str, user: str, password: str, *, authfile: str | None = None,
-          tls_verify: bool = True, cert_dir: str | None = None) -> str:
+          tls_verify: bool = True, cert_dir: str | None = None,
+          source: str = "the login command") -> str:
     """Check ``user``/``password`` against ``registry`` and store them; return where.
 
-    Raises :class:`~ketch.image.errors.AuthError` when refused,
+    ``source`` names where the password came from, for the message when it is
+    refused. Raises :class:`~ketch.image.errors.AuthError` when refused,
     :class:`~ketch.image.errors.RegistryError` when unreachable.
     """
+    from ketch.image.registry.auth import Credentials
     from ketch.image.registry.client import RegistryClient
 
     host = registry_host(registry)
-    client = RegistryClient(Reference(host, "ketch-login"), creds=(user, password),
+    client = RegistryClient(Reference(host, "ketch-login"),
+                            creds=Credentials(user, password, source),
                             tls_verify=tls_verify, cert_dir=cert_dir, actions=())
     try:
         client.check_login()

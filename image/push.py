@@ -46,9 +46,21 @@ def push(layout_path: str, tag: str, ref: Reference, *,
     ``DigestError`` (corrupt blob), ``ManifestError``, ``RegistryError`` /
     ``AuthError``.
     """
+    layout = Layout.open(layout_path)
+    try:
+        return _push(LayoutSource(layout, tag), layout_path, tag, ref, creds=creds,
+                     tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
+                     chunk_size=chunk_size, jobs=jobs, progress=progress)
+    finally:
+        layout.release()  # the shared lock LayoutSource took: gc may run again
+
+
+def _push(source: LayoutSource, layout_path: str, tag: str, ref: Reference, *,
+          creds: tuple[str, str] | None, tls_verify: bool, cert_dir: str | None,
+          mount_from: tuple[str, ...], chunk_size: int | None, jobs: int,
+          progress: Callable[[str], None]) -> dict:
     from ketch.image.registry.client import RegistryClient
 
-    source = LayoutSource(Layout.open(layout_path), tag)
     _, _, digest = source.top()
     if ref.digest and ref.digest != digest:
         raise DigestError(f"{layout_path}:{tag} is {digest}, not {ref.digest}")

@@ -10,6 +10,7 @@ arguments of the CLI (image-spec image-layout.md ``org.opencontainers.image.ref.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -138,15 +139,42 @@ def validate_ref_name(name: str) -> str:
 def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[str, str | None]:
     """Split a CLI ``LAYOUT[:TAG]`` argument into ``(layout_path, tag)``.
 
-    The tag is what follows the last ``:`` unless that part contains a ``/``
-    (then the whole argument is a path). ``default_tag`` is used when no tag is
-    given. The tag is validated with :func:`validate_ref_name`.
+    A tag may itself contain ``/`` and ``:`` (image-layout.md ``ref.name``), and a
+    path may contain ``:``, so the filesystem decides:
+
+    1. the split points (each ``:``) are tried left to right, and the first whose
+       left part is an existing layout (has an ``oci-layout`` file) wins; then the
+       whole argument, if it is an existing layout (its tag is ``default_tag``);
+    2. otherwise (a layout that does not exist yet) the argument is split at the
+       first ``:`` (skopeo's ``oci:PATH:TAG`` rule), except at a ``:`` that lies in
+       the name of an existing directory (``/tmp/a:b/new`` with ``/tmp/a:b``
+       present is the path ``/tmp/a:b/new``); with no usable ``:`` the whole
+       argument is the path.
+
+    ``default_tag`` is used when no tag is given. The tag is validated with
+    :func:`validate_ref_name` (which refuses ``..``, leading ``/`` and empty
+    components; tags are only ever index.json annotations, never paths). Raises
+    :class:`ReferenceFormatError`.
     """
-    path, sep, tag = arg.rpartition(":")
-    if not sep or "/" in tag:
-        path, tag = arg, ""
+    colons = [i for i, c in enumerate(arg) if c == ":"]
+    for i in colons:
+        if arg[:i] and arg[i + 1:] and _is_layout(arg[:i]):
+            return arg[:i], validate_ref_name(arg[i + 1:])
+    if _is_layout(arg):
+        return arg, default_tag
+    path, tag = arg, ""
+    for i in colons:
+        slash = arg.find("/", i)
+        if slash != -1 and os.path.isdir(arg[:slash]):
+            continue  # this ":" is part of an existing directory's name
+        path, tag = arg[:i], arg[i + 1:]
+        break
     if not path:
         raise ReferenceFormatError(f"invalid layout argument {arg!r}: no layout path")
     if not tag:
         return path, default_tag
     return path, validate_ref_name(tag)
+
+
+def _is_layout(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "oci-layout"))

@@ -160,6 +160,7 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
     """
     meta, _ = bundlemeta.load(bundle)
     layout = Layout.open(layout_path)
+    layout.hold_read_lock()  # gc waits until the new image is tagged
     base_desc = meta.manifest
     if not layout.has_blob(base_desc["digest"], base_desc.get("size")):
         raise LayoutError(f"layout {layout.path} does not hold the bundle's base manifest "

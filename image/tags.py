@@ -20,6 +20,7 @@ def tag(path: str, source_tag: str, new_tag: str) -> dict:
     ``new_tag``); returns the new entry. Raises :class:`LayoutError`/``ReferenceFormatError``."""
     validate_ref_name(new_tag)
     layout = Layout.open(path)
+    layout.hold_read_lock()  # gc must not remove the blob between lookup and set_tag
     desc = layout.lookup(source_tag)
     return layout.set_tag(new_tag, desc)
 

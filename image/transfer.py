@@ -38,6 +38,7 @@ from ketch.image.errors import (
     LayoutError,
     ManifestError,
     RegistryError,
+    RegistryUnreachable,
     TransferInterrupted,
 )
 from ketch.image.layout import Layout
@@ -49,8 +50,11 @@ if TYPE_CHECKING:
 
 _MAX_INDEX_DEPTH = 4
 DEFAULT_JOBS = 4
-# A download cut mid-stream is started again (into a fresh temp file) this many times.
-BLOB_ATTEMPTS = 3
+# A download cut mid-stream is resumed (Range) or started again this many times, and
+# a blob upload that lost its connection is restarted as often; pauses between
+# attempts grow exponentially.
+BLOB_RETRY_DELAYS = (0.5, 1.0, 2.0)
+BLOB_ATTEMPTS = len(BLOB_RETRY_DELAYS) + 1
 
 
 def _quiet(_msg: str) -> None:
@@ -86,6 +90,10 @@ class Source(Protocol):
 
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         """A seekable file of the blob if the source has one (its reader verifies), else None."""
+
+    def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
+        """The blob's bytes from ``start`` on if the source can skip ahead, else from 0:
+        returns ``(offset, chunks)`` with ``offset`` either ``start`` or 0."""
 
 
 class RegistrySource:
@@ -143,12 +151,23 @@ class RegistrySource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         return None
 
+    def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
+        if start and not desc.get("urls"):
+            try:
+                return self.client.open_blob(desc["digest"], start)
+            except BlobUnknown:
+                pass  # served from the descriptor's urls: fetch it all
+        return 0, self.blob_chunks(desc)
+
 
 class LayoutSource:
     """Reads ``tag`` from an OCI image layout; with ``tag`` None, the layout's only
-    image (as skopeo does for ``oci:PATH`` without a tag)."""
+    image (as skopeo does for ``oci:PATH`` without a tag). Holds the layout's shared
+    lock (:meth:`Layout.hold_read_lock`) from here until the layout is released, so
+    gc cannot remove blobs while they are read."""
 
     def __init__(self, layout: Layout, tag: str | None, name: str | None = None) -> None:
+        layout.hold_read_lock()
         self.layout, self.tag = layout, tag
         self.name = name or layout.path
 
@@ -181,6 +200,9 @@ class LayoutSource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         # unverified here: uploads verify while sending (see _UploadReader)
         return self.layout.open_blob(desc["digest"])
+
+    def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
+        return 0, self.blob_chunks(desc)
 
 
 # -- destinations -------------------------------------------------------------------
@@ -240,19 +262,22 @@ class LayoutDestination:
             progress(f"Blob {digest} already present")
             return
         progress(f"Copying blob {digest} ({size} bytes)")
-        for attempt in range(1, BLOB_ATTEMPTS + 1):
-            try:
-                with self.layout.blob_writer(digest, size) as w:
-                    for chunk in src.blob_chunks(desc):
+        with self.layout.blob_writer(digest, size) as w:
+            for delay in (*BLOB_RETRY_DELAYS, None):
+                try:
+                    offset, chunks = src.resume_chunks(desc, w.size)
+                    if offset != w.size:
+                        w.restart()  # the source sends it all again
+                    for chunk in chunks:
                         w.write(chunk)
                         _report_bytes(progress, digest, w.size, size)
                     w.commit()
-                return
-            except TransferInterrupted as e:
-                if attempt == BLOB_ATTEMPTS:
-                    raise
-                progress(f"Retrying blob {digest} ({e})")
-                time.sleep(0.5 * attempt)
+                    return
+                except TransferInterrupted as e:
+                    if delay is None:
+                        raise
+                    progress(f"Retrying blob {digest} from byte {w.size} ({e})")
+                    time.sleep(delay)
 
     def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
         self.layout.write_blob(body, desc["digest"])
@@ -292,16 +317,31 @@ class RegistryDestination:
             if location is None:
                 progress(f"Mounted blob {digest} from {repo}")
                 return
+        progress(f"Copying blob {digest} ({size} bytes)")
+        with _blob_file(src, desc, progress) as f:
+            for delay in (*BLOB_RETRY_DELAYS, None):
+                try:
+                    self._upload(location, desc, f)
+                    return
+                except RegistryUnreachable as e:
+                    if delay is None:
+                        raise
+                    # the session's state on the registry is unknown: a new one, from byte 0
+                    progress(f"Retrying upload of blob {digest} ({e})")
+                    time.sleep(delay)
+                    location = None
+                    f.seek(0)
+
+    def _upload(self, location: str | None, desc: dict, f: IO[bytes]) -> None:
+        digest, size = desc["digest"], desc["size"]
         min_chunk = 0
         if location is None:
             location, min_chunk = self.client.start_upload()
-        progress(f"Copying blob {digest} ({size} bytes)")
-        with _blob_file(src, desc, progress) as f:
-            if self.chunk_size and size > self.chunk_size:
-                self.client.upload_chunked(location, digest, f, size,
-                                           max(self.chunk_size, min_chunk))
-            else:
-                self.client.upload_monolithic(location, digest, size, f)
+        if self.chunk_size and size > self.chunk_size:
+            self.client.upload_chunked(location, digest, f, size,
+                                       max(self.chunk_size, min_chunk))
+        else:
+            self.client.upload_monolithic(location, digest, size, f)
 
     def put_document(self, body: bytes, desc: dict, tag: str | None) -> dict:
         media_type = desc["mediaType"]
@@ -491,6 +531,9 @@ class _BytesSource:
 
     def blob_chunks(self, desc: dict) -> Iterator[bytes]:
         yield self.data
+
+    def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
+        return 0, self.blob_chunks(desc)
 
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         import io

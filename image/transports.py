@@ -89,7 +89,14 @@ def extracted_archive(path: str, must_exist: bool = True) -> Iterator[str]:
     layout's own files.
     """
     parent = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.mkdtemp(prefix=".ketch-archive-", dir=parent)
+    try:
+        tmp = tempfile.mkdtemp(prefix=".ketch-archive-", dir=parent)
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: directory {parent} does not exist") from None
+    except NotADirectoryError:
+        raise LayoutError(f"{path}: {parent} is not a directory") from None
+    except OSError as e:
+        raise LayoutError(f"{path}: cannot work in {parent} ({e.strerror})") from None
     try:
         layout_dir = os.path.join(tmp, "layout")
         os.mkdir(layout_dir)

@@ -158,6 +158,15 @@ def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None
     """
     opts = options or UnpackOptions()
     layout = Layout.open(layout_path)
+    layout.hold_read_lock()  # gc waits until the layers are applied
+    try:
+        return _unpack(layout, tag, bundle, platform, volumes, warn, opts)
+    finally:
+        layout.release()
+
+
+def _unpack(layout: Layout, tag: str, bundle: str, platform: Platform | None, volumes: str,
+            warn: Callable[[str], None], opts: UnpackOptions) -> ResolvedImage:
     image = resolve(layout, tag, platform)
     created = _prepare_bundle(bundle)
     try:

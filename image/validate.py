@@ -56,6 +56,7 @@ def validate_layout(path: str) -> Report:
     problems, only :class:`~ketch.image.errors.LayoutError` when ``path`` is no layout)."""
     report = Report()
     layout = Layout.open(path)  # oci-layout present, parseable, version 1.0.0
+    layout.hold_read_lock()  # a concurrent gc would make blobs look missing
     with open(os.path.join(layout.path, "oci-layout"), "rb") as f:
         for err in _schema_errors("oci-layout", json.loads(f.read(oci.MAX_DOCUMENT_SIZE))):
             report.problems.append(f"oci-layout: {err}")

@@ -116,6 +116,37 @@ def same_site(host: str, registry_host: str) -> bool:
     return len(a) >= 2 and len(b) >= 2 and a[-2:] == b[-2:]
 
 
+class Credentials(tuple):
+    """``(user, password)`` that remembers where it came from (``source``: ``--creds``,
+    ``auth file PATH``, ``credential helper docker-credential-NAME``), so a rejection
+    can say which credentials to fix. Compares and unpacks like the plain tuple."""
+
+    source: str
+
+    def __new__(cls, user: str, password: str, source: str) -> Credentials:
+        obj = super().__new__(cls, (user, password))
+        obj.source = source
+        return obj
+
+
+def creds_source(creds: tuple[str, str] | None) -> str:
+    """Where ``creds`` came from, for messages."""
+    return getattr(creds, "source", "the given credentials")
+
+
+def login_hint(registry: str) -> str:
+    """What to do when a registry wants credentials and none were given."""
+    return (f"log in with 'ketch-image login {registry}', or pass --creds USER:PASS "
+            "or --authfile FILE")
+
+
+def rejected(registry: str, creds: tuple[str, str], status: int, by: str = "") -> str:
+    """The message for credentials a registry (or its token server ``by``) refused."""
+    where = f" by token server {by}" if by else ""
+    return f"{registry}: credentials from {creds_source(creds)} were rejected{where} " \
+           f"(HTTP {status})"
+
+
 def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[str],
                 creds: tuple[str, str] | None, *, insecure: bool, verify: bool,
                 timeout: float, registry_host: str | None = None) -> str:
@@ -156,10 +187,15 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     try:
         r = session.get(realm, params=params, headers=headers, timeout=timeout, verify=verify)
     except requests.RequestException as e:
-        raise RegistryError(f"token server {realm}: {e}") from None
+        from ketch.image.registry.client import short_error
+        raise RegistryError(f"token server {realm}: {short_error(e)}") from None
     if r.status_code in (401, 403):
-        who = f"user {creds[0]!r}" if creds else "anonymous access"
-        raise AuthError(f"token server {realm} refused {who} (HTTP {r.status_code}){withheld}")
+        registry = registry_host or parts.hostname
+        if creds is not None:
+            raise AuthError(rejected(registry, creds, r.status_code, realm))
+        hint = withheld or f"; {login_hint(registry)}"
+        raise AuthError(f"token server {realm} refused anonymous access "
+                        f"(HTTP {r.status_code}){hint}")
     if r.status_code != 200:
         raise AuthError(f"token server {realm} answered HTTP {r.status_code}")
     try:

@@ -12,6 +12,14 @@ credentials to another host), "Pushing blobs" (``HEAD`` to skip existing ones,
 (``errors[].code``). Authentication is delegated to :mod:`.auth` (Bearer
 tokens, Basic); credentials only go to the registry's own origin.
 
+Retries: connection failures (refused, reset, timed out) of idempotent requests
+(``GET``, ``HEAD``, the manifest ``PUT``) and of ``GET /v2/`` are retried with
+exponential backoff (:data:`RETRY_DELAYS`); 429 and 5xx answers to ``GET``/``HEAD``
+are retried by urllib3 (honouring ``Retry-After``). A non-idempotent upload step
+that loses its connection raises :class:`RegistryUnreachable`, and the caller
+restarts the blob upload from the beginning. A blob download can be resumed
+with ``Range: bytes=N-`` (:meth:`RegistryClient.open_blob`; RFC 9110 14.2).
+
 Scheme choice: HTTPS with verification by default; loopback registries are
 tried over plain HTTP first, and ``tls_verify=False`` allows unverified HTTPS
 with a plain-HTTP fallback.
@@ -19,21 +27,32 @@ with a plain-HTTP fallback.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ketch.image import oci
-from ketch.image.errors import AuthError, BlobUnknown, RegistryError, TransferInterrupted
+from ketch.image.errors import (
+    AuthError,
+    BlobUnknown,
+    RegistryError,
+    RegistryUnreachable,
+    TransferInterrupted,
+)
 from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
     basic_header,
     fetch_token,
     is_loopback,
+    login_hint,
     parse_challenges,
+    rejected,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +68,76 @@ _CHUNK = 1 << 20
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 # A hostile registry could page tags forever; this bounds the listing.
 _MAX_TAG_PAGES = 1000
+# Pauses (seconds) before the retries of a request whose connection failed.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+_CONTENT_RANGE_RE = re.compile(r"bytes ([0-9]+)-[0-9]+/(?:[0-9]+|\*)")
+
+
+def connection_failure(e: BaseException) -> str | None:
+    """A short reason (``connection refused``, ``timed out`` ...) if ``e`` is a failure to
+    connect or a lost connection, None for other errors (TLS, protocol, bad URL)."""
+    import requests
+    import urllib3
+
+    if isinstance(e, requests.exceptions.SSLError):
+        return None
+    if not isinstance(e, (requests.ConnectionError, requests.Timeout,
+                          urllib3.exceptions.HTTPError, OSError)):
+        return None
+    chain: list[BaseException] = []
+    todo: list[BaseException] = [e]
+    while todo:
+        cur = todo.pop(0)
+        if any(cur is c for c in chain):
+            continue
+        chain.append(cur)
+        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    # the errno first: urllib3's NewConnectionError is also a ConnectTimeoutError
+    for cur in chain:
+        if isinstance(cur, socket.gaierror):
+            return "unknown host"
+        if isinstance(cur, OSError) and cur.errno in _CONNECT_ERRNOS:
+            return os.strerror(cur.errno).lower()
+    if any(isinstance(cur, (TimeoutError, requests.Timeout, urllib3.exceptions.TimeoutError))
+           for cur in chain):
+        return "timed out"
+    text = str(e).lower()
+    for errno_ in _CONNECT_ERRNOS:
+        if os.strerror(errno_).lower() in text:
+            return os.strerror(errno_).lower()
+    if "remotedisconnected" in text or "connection aborted" in text:
+        return "connection closed by the registry"
+    return None
+
+
+_CONNECT_ERRNOS = (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
+                   errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN,
+                   errno.ENETDOWN)
+
+
+def short_error(e: BaseException) -> str:
+    """One short line for a requests/urllib3 error (not urllib3's nested repr): the
+    connection failure's reason, the TLS error itself, or the error's text."""
+    import ssl
+
+    reason = connection_failure(e)
+    if reason is not None:
+        return reason
+    todo: list[BaseException] = [e]
+    seen: list[BaseException] = []
+    while todo:
+        cur = todo.pop(0)
+        if any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        if isinstance(cur, ssl.SSLError):
+            return " ".join(str(cur).split())
+        for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    return " ".join(str(e).split())
 
 
 def _error_text(r: requests.Response) -> str:
@@ -137,25 +226,37 @@ class RegistryClient:
             schemes = ["https", "http"]
         else:
             schemes = ["https"]
-        errors = []
-        for scheme in schemes:
-            base = f"{scheme}://{self.ref.api_host}"
-            try:
-                r = self.session.get(base + "/v2/", timeout=self.timeout,
-                                     verify=self.tls_verify)
-            except requests.RequestException as e:
-                errors.append(f"{base}: {e}")
-                continue
-            if r.status_code not in (200, 401):
-                # e.g. 400 from a TLS port spoken to in plain HTTP: try the next scheme
-                errors.append(f"{base}/v2/: {_error_text(r)} (not an OCI registry?)")
-                r.close()
-                continue
-            self.base = base
-            if r.status_code == 401:
-                self._handle_challenge(r)
-            return
-        raise RegistryError("cannot reach registry " + "; ".join(errors))
+        for delay in (*RETRY_DELAYS, None):
+            errors: list[str] = []
+            reasons: list[str] = []
+            for scheme in schemes:
+                base = f"{scheme}://{self.ref.api_host}"
+                try:
+                    r = self.session.get(base + "/v2/", timeout=self.timeout,
+                                         verify=self.tls_verify)
+                except requests.RequestException as e:
+                    reason = connection_failure(e)
+                    if reason is not None:
+                        reasons.append(reason)
+                    errors.append(f"{base}: {short_error(e)}")
+                    continue
+                if r.status_code not in (200, 401):
+                    # e.g. 400 from a TLS port spoken to in plain HTTP: try the next scheme
+                    errors.append(f"{base}/v2/: {_error_text(r)} (not an OCI registry?)")
+                    r.close()
+                    continue
+                self.base = base
+                if r.status_code == 401:
+                    self._handle_challenge(r)
+                return
+            if len(reasons) < len(schemes):
+                break  # something answered (TLS or HTTP errors): retrying will not help
+            if delay is not None:
+                time.sleep(delay)  # the registry may be restarting
+        if len(reasons) == len(schemes):
+            raise RegistryUnreachable(f"cannot reach registry {self.ref.api_host}: "
+                                      f"{reasons[-1]}")
+        raise RegistryError(f"cannot reach registry {self.ref.api_host}: " + "; ".join(errors))
 
     def _scopes(self, challenge: Challenge) -> list[str]:
         # A later (insufficient_scope) challenge adds its scopes to those already
@@ -179,7 +280,8 @@ class RegistryClient:
             self._auth = "Bearer " + token
         elif basic is not None:
             if self.creds is None:
-                raise AuthError(f"registry {self.ref.registry} requires credentials (--creds)")
+                raise AuthError(f"registry {self.ref.registry} requires credentials; "
+                                f"{login_hint(self.ref.registry)}")
             self._auth = basic_header(*self.creds)
         else:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
@@ -216,8 +318,12 @@ class RegistryClient:
 
     def _request(self, method: str, path_or_url: str, headers: dict[str, str] | None = None,
                  *, stream: bool = False, data: bytes | IO[bytes] | None = None,
-                 ok: tuple[int, ...] = ()) -> requests.Response:
+                 ok: tuple[int, ...] = (), idempotent: bool | None = None) -> requests.Response:
         """Send one request, answering one auth challenge; returns the response.
+
+        A failed connection is retried after each of :data:`RETRY_DELAYS` when the
+        request is idempotent (default: ``GET``/``HEAD``), else (or when the retries
+        are used up) :class:`RegistryUnreachable` is raised.
 
         ``path_or_url`` is relative to the repository (``blobs/<digest>``), an
         absolute path or a full URL (an upload ``Location``). Authorization is
@@ -228,24 +334,39 @@ class RegistryClient:
         import requests
 
         url = self._url(path_or_url)
+        retry = idempotent if idempotent is not None else method in ("GET", "HEAD")
         for attempt in range(2):
             h = dict(headers or {})
             if self._auth and self._own_origin(url):
                 h["Authorization"] = self._auth
-            if attempt and hasattr(data, "seek"):
-                data.seek(0)  # type: ignore[union-attr]
-            try:
-                r = self.session.request(method, url, headers=h, stream=stream, data=data,
-                                         timeout=self.timeout, verify=self.tls_verify,
-                                         allow_redirects=method in ("GET", "HEAD"))
-            except requests.RequestException as e:
-                raise RegistryError(f"{method} {url}: {e}") from None
+            for delay in (*(RETRY_DELAYS if retry else ()), None):
+                if hasattr(data, "seek"):
+                    data.seek(0)  # type: ignore[union-attr]
+                try:
+                    r = self.session.request(method, url, headers=h, stream=stream, data=data,
+                                             timeout=self.timeout, verify=self.tls_verify,
+                                             allow_redirects=method in ("GET", "HEAD"))
+                    break
+                except requests.RequestException as e:
+                    reason = connection_failure(e)
+                    if reason is None:
+                        raise RegistryError(f"{method} {url}: {short_error(e)}") from None
+                    if delay is None:
+                        raise RegistryUnreachable(
+                            f"cannot reach registry {urlsplit(url).netloc}: {reason} "
+                            f"({method} {urlsplit(url).path})") from None
+                    time.sleep(delay)
             if r.status_code == 401 and attempt == 0 and self._own_origin(url):
                 r.close()
                 self._handle_challenge(r)  # raises if it cannot authenticate
                 continue
             if r.status_code in (401, 403) and r.status_code not in ok:
                 r.close()
+                if r.status_code == 401 and self._own_origin(url):
+                    if self.creds is not None:
+                        raise AuthError(rejected(self.ref.registry, self.creds, 401))
+                    raise AuthError(f"{self.ref.registry}: authentication required (HTTP 401); "
+                                    f"{login_hint(self.ref.registry)}")
                 raise AuthError(f"{method} {url}: access denied ({_error_text(r)})")
             return r
         raise AssertionError("unreachable")
@@ -289,14 +410,35 @@ class RegistryClient:
 
         Raises :class:`RegistryError` for HTTP errors and broken connections.
         """
+        _, chunks = self.open_blob(digest)
+        yield from chunks
+
+    def open_blob(self, digest: str, start: int = 0) -> tuple[int, Iterator[bytes]]:
+        """``GET`` the blob from byte ``start`` on (``Range: bytes=start-`` when > 0).
+
+        Returns ``(offset, chunks)``: ``offset`` is ``start`` when the registry
+        answered ``206`` with a matching ``Content-Range``, 0 when it sent the whole
+        blob (``200``; the caller starts over). Raises :class:`BlobUnknown` (404),
+        :class:`RegistryError`; iterating ``chunks`` raises
+        :class:`TransferInterrupted` if the connection breaks.
+        """
         oci.validate_digest(digest)
-        r = self._get(f"blobs/{digest}", {}, stream=True)
-        with r:
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        r = self._get(f"blobs/{digest}", headers, stream=True)
+        offset = 0
+        if r.status_code == 206 and start:
+            m = _CONTENT_RANGE_RE.fullmatch(r.headers.get("Content-Range", "").strip())
+            if m is None or int(m.group(1)) != start:
+                r.close()  # a range we did not ask for: fetch it all instead
+                return self.open_blob(digest)
+            offset = start
+        elif r.status_code != 200:
+            with r:
+                text = _error_text(r)
             if r.status_code == 404:
-                raise BlobUnknown(f"blob {digest}: {_error_text(r)}")
-            if r.status_code != 200:
-                raise RegistryError(f"blob {digest}: {_error_text(r)}")
-            yield from _raw_chunks(r, f"blob {digest}")
+                raise BlobUnknown(f"blob {digest}: {text}")
+            raise RegistryError(f"blob {digest}: {text}")
+        return offset, _closing_chunks(r, f"blob {digest}")
 
     def foreign_chunks(self, url: str, digest: str) -> Iterator[bytes]:
         """Stream a blob from a descriptor's ``urls`` entry (image-spec descriptor.md).
@@ -440,8 +582,9 @@ class RegistryClient:
         Returns the digest the registry reports (checked against the body's
         sha256 when it reports one). Raises :class:`RegistryError`.
         """
+        # the same document PUT twice to the same name is harmless: retried like a GET
         r = self._request("PUT", f"manifests/{reference}", {"Content-Type": media_type},
-                          data=body)
+                          data=body, idempotent=True)
         with r:
             if r.status_code != 201:
                 raise RegistryError(f"manifest {self.ref.repository}:{reference}: "
@@ -508,6 +651,11 @@ def _with_query(location: str, **params: str) -> str:
     return location + sep + urlencode(params)
 
 
+def _closing_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
+    with r:
+        yield from _raw_chunks(r, what)
+
+
 def _raw_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
     """The body exactly as sent: a Content-Encoding must not be undone, since the
     digest covers the stored bytes."""
@@ -517,4 +665,4 @@ def _raw_chunks(r: requests.Response, what: str) -> Iterator[bytes]:
     try:
         yield from r.raw.stream(_CHUNK, decode_content=False)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-        raise TransferInterrupted(f"{what}: download interrupted: {e}") from None
+        raise TransferInterrupted(f"{what}: download interrupted: {short_error(e)}") from None

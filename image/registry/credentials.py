@@ -27,6 +27,7 @@ from typing import Any
 
 from ketch.image.errors import AuthError
 from ketch.image.reference import DOCKER_HUB
+from ketch.image.registry.auth import Credentials
 
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 _HELPER_TIMEOUT = 30
@@ -75,7 +76,10 @@ def load(path: str) -> dict[str, Any]:
 
 
 def _save(path: str, doc: dict[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    # a symlinked config.json (dotfiles) is written through, as the docker CLI does:
+    # the new file replaces the link's target, in the target's directory
+    path = os.path.realpath(path)
+    directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".auth-")
     try:
@@ -101,7 +105,7 @@ def _helper(name: str, action: str, stdin: str) -> subprocess.CompletedProcess:
         raise AuthError(f"credential helper {program} {action} timed out") from None
 
 
-def _helper_get(name: str, registry: str) -> tuple[str, str] | None:
+def _helper_get(name: str, registry: str) -> Credentials | None:
     p = _helper(name, "get", _server_url(registry))
     if p.returncode != 0:
         if "not found" in (p.stdout + p.stderr).lower():
@@ -119,10 +123,10 @@ def _helper_get(name: str, registry: str) -> tuple[str, str] | None:
     if user == "<token>":
         raise AuthError(f"credential helper docker-credential-{name} holds an identity token "
                         f"for {registry}, which ketch-image does not support")
-    return user, secret
+    return Credentials(user, secret, f"credential helper docker-credential-{name}")
 
 
-def _decode_auth(value: Any, key: str, path: str) -> tuple[str, str]:
+def _decode_auth(value: Any, key: str, path: str) -> Credentials:
     try:
         raw = base64.b64decode(str(value), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
@@ -130,15 +134,16 @@ def _decode_auth(value: Any, key: str, path: str) -> tuple[str, str]:
     user, sep, password = raw.partition(":")
     if not sep or not user:
         raise AuthError(f"auth file {path}: entry {key!r} is not base64 of user:password")
-    return user, password
+    return Credentials(user, password, f"auth file {path}")
 
 
 def lookup(registry: str, repository: str | None = None,
-           authfile: str | None = None) -> tuple[str, str] | None:
+           authfile: str | None = None) -> Credentials | None:
     """Credentials for ``registry`` (and ``repository``, for repository-scoped entries).
 
     Order: ``credHelpers[registry]``, the most specific matching ``auths``
-    entry, then ``credsStore``. Returns ``(user, password)`` or None. Raises
+    entry, then ``credsStore``. Returns ``(user, password)`` (a :class:`Credentials`
+    naming the file or helper) or None. Raises
     :class:`AuthError` for unreadable files, bad entries or failing helpers.
     """
     path = auth_file(authfile)
@@ -159,7 +164,7 @@ def lookup(registry: str, repository: str | None = None,
         if entry.get("auth"):
             return _decode_auth(entry["auth"], key, path)
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-            return entry["username"], entry["password"]
+            return Credentials(entry["username"], entry["password"], f"auth file {path}")
     store = doc.get("credsStore")
     if isinstance(store, str) and store:
         return _helper_get(store, registry)

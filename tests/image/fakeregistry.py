@@ -15,6 +15,11 @@ an index (and an index under that of a manifest); ``"corrupt"`` changes its byte
 ``Retry-After: <retry_after>`` (seconds, default 0). ``bearer_realm`` makes ``/v2/`` requests need a Bearer token
 (any) and challenges with that realm.
 
+Blob GETs honour ``Range: bytes=N-`` with ``206`` and ``Content-Range`` (each Range
+header received is appended to ``ranges``) unless ``ignore_range`` is set (then
+``200`` with the whole blob, as a server without range support answers).
+``port`` picks the listening port (default: any free one).
+
 ``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
 ``tags/list`` pages by ``?n=``/``?last=`` with a relative ``Link`` header;
 ``tags_link_host`` makes that Link point at another host instead.
@@ -34,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeRegistry:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.manifests: dict[str, tuple[bytes, str]] = {}  # ref -> (body, media type)
         self.blobs: dict[str, bytes] = {}
         self.faults: dict[str, str] = {}
@@ -51,7 +56,9 @@ class FakeRegistry:
         self.stalled = threading.Event()
         self.release = threading.Event()
         self.log: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.ranges: list[str] = []
+        self.ignore_range = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.host = f"127.0.0.1:{self.port}"
@@ -209,6 +216,16 @@ class FakeRegistry:
                         fake.stalled.set()
                         fake.release.wait(60)
                     self.close_connection = True
+                    return
+                wanted = self.headers.get("Range")
+                if wanted:
+                    fake.ranges.append(wanted)
+                if wanted and not fake.ignore_range and wanted.startswith("bytes=") and \
+                        wanted.endswith("-") and wanted[6:-1].isdigit() and \
+                        int(wanted[6:-1]) < len(data):
+                    start = int(wanted[6:-1])
+                    self._send(206, data[start:], "application/octet-stream", headers={
+                        "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
                     return
                 self._send(200, data, "application/octet-stream")
 

@@ -374,7 +374,7 @@ def test_htpasswd_registry(basic_registry: Registry, busybox_layout: str, tmp_pa
     assert p.returncode == 1 and "requires credentials" in p.stderr
     p = run_ki("push", "--creds", f"{BASIC_USER}:wrong", f"{busybox_layout}:one", ref,
                check=False)
-    assert p.returncode == 1 and "access denied" in p.stderr
+    assert p.returncode == 1 and "credentials from --creds were rejected (HTTP 401)" in p.stderr
     creds = f"{BASIC_USER}:{BASIC_PASS}"
     run_ki("push", "--creds", creds, f"{busybox_layout}:one", ref)
     info = skopeo_inspect(ref, "--creds", creds)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from ketch.image.errors import ReferenceFormatError
@@ -48,15 +50,37 @@ def test_parse_reference_rejects(text: str) -> None:
 @pytest.mark.parametrize("arg,expected", [
     ("layout", ("layout", "latest")),
     ("layout:v1", ("layout", "v1")),
-    ("/tmp/a:b/layout", ("/tmp/a:b/layout", "latest")),
-    ("/tmp/a:b/layout:tag", ("/tmp/a:b/layout", "tag")),
     ("./l:1.0-rc.1", ("./l", "1.0-rc.1")),
+    # nothing exists: skopeo's rule, split at the first colon
+    ("new:we/ird", ("new", "we/ird")),
+    ("new:a:b", ("new", "a:b")),
 ])
 def test_parse_layout_arg(arg: str, expected: tuple[str, str]) -> None:
     assert parse_layout_arg(arg) == expected
 
 
-@pytest.mark.parametrize("arg", ["l:bad tag", "l:-x", ":tag", "l:a..b"])
+def test_parse_layout_arg_uses_the_filesystem(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for layout in ("tl", "x:y/inner", "a", "a:b"):
+        os.makedirs(layout)
+        with open(os.path.join(layout, "oci-layout"), "w") as f:
+            f.write('{"imageLayoutVersion": "1.0.0"}')
+    os.makedirs("dir:with/colon")
+    assert parse_layout_arg("tl:a:b") == ("tl", "a:b")
+    assert parse_layout_arg("tl:ta/g") == ("tl", "ta/g")
+    assert parse_layout_arg("tl") == ("tl", "latest")
+    assert parse_layout_arg("x:y/inner") == ("x:y/inner", "latest")
+    assert parse_layout_arg("x:y/inner:t:1") == ("x:y/inner", "t:1")
+    assert parse_layout_arg("a:b") == ("a", "b")  # split points first, left to right
+    # a new layout under a directory whose name has a colon
+    assert parse_layout_arg("dir:with/colon/new:v1") == ("dir:with/colon/new", "v1")
+    assert parse_layout_arg("dir:with/colon/new") == ("dir:with/colon/new", "latest")
+    with pytest.raises(ReferenceFormatError):
+        parse_layout_arg("tl:../escape")
+
+
+@pytest.mark.parametrize("arg", ["l:bad tag", "l:-x", ":tag", "l:a..b", "l:a/../b", "l:/abs",
+                                 "l:a//b", "l:a/"])
 def test_parse_layout_arg_rejects(arg: str) -> None:
     with pytest.raises(ReferenceFormatError):
         parse_layout_arg(arg)

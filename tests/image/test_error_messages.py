@@ -1,0 +1,69 @@
+"""Bad paths give one clear line naming the path and the problem (no ``[Errno N]``),
+and lose nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .fakeregistry import FakeRegistry
+from .helpers import run_ki
+
+
+def one_line(*args: str) -> str:
+    p = run_ki(*args, check=False)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ketch-image: error: "), p.stderr
+    assert "Errno" not in lines[0], lines[0]
+    return lines[0][len("ketch-image: error: "):]
+
+
+@pytest.fixture
+def afile(tmp_path: Path) -> Path:
+    f = tmp_path / "afile"
+    f.write_text("not a layout\n")
+    return f
+
+
+def test_validate_a_file(afile: Path) -> None:
+    assert one_line("validate", str(afile)) == \
+        f"{afile}: not an OCI image layout (not a directory)"
+
+
+def test_pull_into_a_file(fake_registry: FakeRegistry, busybox_layout: str,
+                          afile: Path) -> None:
+    fake_registry.load_layout(busybox_layout, "one")
+    msg = one_line("pull", f"{fake_registry.host}/app:one", f"{afile}:v1")
+    assert msg == f"{afile}: exists and is not a directory (a layout is a directory)"
+    msg = one_line("pull", f"{fake_registry.host}/app:one", f"{afile}/sub:v1")
+    assert msg.startswith(f"{afile}/sub: cannot create the layout directory")
+    assert afile.read_text() == "not a layout\n"
+
+
+def test_copy_into_an_archive_in_a_missing_directory(busybox_layout: str,
+                                                     tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent-dir"
+    msg = one_line("copy", f"oci:{busybox_layout}:one", f"oci-archive:{missing}/a.tar:x")
+    assert msg == f"{missing}/a.tar: directory {missing} does not exist"
+    assert not missing.exists()
+
+
+def test_import_into_a_file(busybox_layout: str, afile: Path, tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    msg = one_line("import", str(rootfs), f"{afile}:v1")
+    assert msg == f"{afile}: exists and is not a directory (a layout is a directory)"
+    shutil.rmtree(rootfs)
+
+
+def test_os_errors_are_path_then_problem() -> None:
+    import errno
+
+    from ketch.image.cli import _os_error_text
+
+    e = FileNotFoundError(errno.ENOENT, "No such file or directory", "/x/y")
+    assert _os_error_text(e) == "/x/y: no such file or directory"
+    assert _os_error_text(OSError("plain")) == "plain"
