@@ -28,16 +28,26 @@ def _warn(msg: str) -> None:
     click.echo(f"{PROG}: warning: {msg}", err=True)
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
-    """Progress sink: nothing with -q, a live display on a terminal, else plain lines."""
+# per-blob and per-document steps (the result, the platform chosen and retries always show)
+_BLOB_CHATTER = ("Copying ", "Blob ", "Mounted blob ", "Writing index ")
+
+
+def _progress(quiet: bool, verbose: bool = False) -> Callable[[str], None]:
+    """Progress sink: nothing with -q; a live display on a terminal; otherwise (a
+    log, a pipe) quiet but for the result and retries, every step with -v."""
     if not quiet and sys.stderr.isatty():
         from ketch.image.progress import TerminalProgress
         return TerminalProgress(sys.stderr)
 
     def emit(msg: str) -> None:
-        if not quiet:
-            click.echo(msg, err=True)
+        if quiet or (not verbose and msg.startswith(_BLOB_CHATTER)):
+            return
+        click.echo(msg, err=True)
     return emit
+
+
+_VERBOSE = click.option("-v", "--verbose", is_flag=True,
+                        help="Without a terminal, also log each blob as it is handled.")
 
 
 def _platform(value: str | None) -> Any:
@@ -103,9 +113,10 @@ _JOBS = click.option("-j", "--jobs", type=click.IntRange(1, 32), default=4, show
 @_registry_options
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_VERBOSE
 def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds: str | None,
          authfile: str | None, tls_verify: bool, cert_dir: str | None, jobs: int,
-         quiet: bool) -> None:
+         quiet: bool, verbose: bool) -> None:
     """Pull REF from a registry into LAYOUT[:TAG] (default tag: REF's tag or latest)."""
     from ketch.image.pull import pull as do_pull
     from ketch.image.reference import parse_reference
@@ -118,7 +129,7 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
     result = do_pull(reference, path, tag, platform=_platform(platform),
                      creds=_creds_for(creds, authfile, reference),
                      tls_verify=tls_verify, cert_dir=cert_dir, all_platforms=all_platforms,
-                     jobs=jobs, progress=_progress(quiet))
+                     jobs=jobs, progress=_progress(quiet, verbose))
     click.echo(result.descriptor["digest"])
 
 
@@ -132,9 +143,10 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
               help="Upload blobs larger than this in PATCH chunks of this size.")
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_VERBOSE
 def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
          cert_dir: str | None, mount_from: tuple[str, ...], chunk_size: int | None, jobs: int,
-         quiet: bool) -> None:
+         quiet: bool, verbose: bool) -> None:
     """Push LAYOUT[:TAG] (a manifest, or an index with all its manifests) to REF."""
     from ketch.image.push import push as do_push
     from ketch.image.reference import parse_reference
@@ -146,7 +158,7 @@ def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_ver
     desc = do_push(path, tag or DEFAULT_TAG, reference,
                    creds=_creds_for(creds, authfile, reference),
                    tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
-                   chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet))
+                   chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet, verbose))
     click.echo(desc["digest"])
 
 
@@ -170,10 +182,11 @@ def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_ver
 @_AUTHFILE
 @_JOBS
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_VERBOSE
 def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_creds: str | None,
          dest_creds: str | None, src_tls_verify: bool, dest_tls_verify: bool,
          src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None, jobs: int,
-         quiet: bool) -> None:
+         quiet: bool, verbose: bool) -> None:
     """Copy an image: SRC and DST are docker://REF, oci:PATH[:TAG] or oci-archive:FILE[:TAG]."""
     from ketch.image.copy import Access
     from ketch.image.copy import copy as do_copy
@@ -187,7 +200,7 @@ def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_cred
     desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
                    src_access=Access(src_auth, src_tls_verify, src_cert_dir),
                    dst_access=Access(dst_auth, dest_tls_verify, dest_cert_dir),
-                   jobs=jobs, progress=_progress(quiet))
+                   jobs=jobs, progress=_progress(quiet, verbose))
     click.echo(desc["digest"])
 
 

@@ -52,7 +52,7 @@ def test_copy_round_trip_through_every_transport(registry: Registry, busybox_lay
 def test_copy_within_a_registry_mounts(registry: Registry, busybox_layout: str) -> None:
     run_ki("copy", f"oci:{busybox_layout}:one", f"docker://{registry.host}/copy/src:one")
     before = len(access_log(registry))
-    p = run_ki("copy", f"docker://{registry.host}/copy/src:one",
+    p = run_ki("copy", "-v", f"docker://{registry.host}/copy/src:one",
                f"docker://{registry.host}/copy/dst:one")
     assert "Mounted blob" in p.stderr
     later = access_log(registry)[before:]

@@ -123,7 +123,7 @@ def test_interrupted_pull_leaves_a_valid_layout(served: tuple[FakeRegistry, str]
         "the killed pull left no partial blob to clean up"
     del fake.faults[big]
     fake.log.clear()
-    p = run_ki("pull", f"{fake.host}/app:v2", str(layout))
+    p = run_ki("pull", "-v", f"{fake.host}/app:v2", str(layout))
     # the resumed pull fetches only what it did not finish, and drops the partial file
     assert [x for x in fake.log if "/blobs/" in x] == [f"/v2/app/blobs/{big}"]
     assert p.stderr.count("already present") == 2

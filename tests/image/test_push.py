@@ -59,7 +59,7 @@ def test_push_round_trip_same_digests(registry: Registry, busybox_layout: str,
     assert r.headers["Docker-Content-Digest"] == desc["digest"]
     # a second push only HEADs the blobs
     before = len(access_log(registry))
-    p = run_ki("push", f"{busybox_layout}:two", f"{registry.host}/push/busybox:again")
+    p = run_ki("push", "-v", f"{busybox_layout}:two", f"{registry.host}/push/busybox:again")
     assert "Copying blob" not in p.stderr and "already present" in p.stderr
     later = access_log(registry)[before:]
     assert not [x for x in later if "/blobs/uploads/" in x[1]]
@@ -72,7 +72,7 @@ def test_push_round_trip_same_digests(registry: Registry, busybox_layout: str,
 def test_push_mounts_from_another_repository(registry: Registry, busybox_layout: str) -> None:
     run_ki("push", f"{busybox_layout}:one", f"{registry.host}/push/mount-src:one")
     before = len(access_log(registry))
-    p = run_ki("push", "--mount-from", "push/mount-src", f"{busybox_layout}:one",
+    p = run_ki("push", "-v", "--mount-from", "push/mount-src", f"{busybox_layout}:one",
                f"{registry.host}/push/mount-dst:one")
     assert "Mounted blob" in p.stderr and "Copying blob" not in p.stderr
     later = access_log(registry)[before:]
@@ -85,7 +85,7 @@ def test_push_mounts_from_another_repository(registry: Registry, busybox_layout:
 
 def test_push_mount_falls_back_to_upload(registry: Registry, busybox_layout: str) -> None:
     # the source repository does not exist: the registry opens an upload instead (202)
-    p = run_ki("push", "--mount-from", "push/nowhere", f"{busybox_layout}:one",
+    p = run_ki("push", "-v", "--mount-from", "push/nowhere", f"{busybox_layout}:one",
                f"{registry.host}/push/fallback:one")
     assert "Copying blob" in p.stderr and "Mounted" not in p.stderr
     assert skopeo_inspect(f"{registry.host}/push/fallback:one")["Digest"] == \

@@ -64,7 +64,7 @@ def check_busybox_two(bundle: Path) -> None:
 def test_pull_oci_manifest(registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
     skopeo_copy(f"oci:{busybox_layout}:two", f"docker://{registry.host}/ketch/busybox:two")
     layout = tmp_path / "layout"
-    p = run_ki("pull", f"{registry.host}/ketch/busybox:two", str(layout))
+    p = run_ki("pull", "-v", f"{registry.host}/ketch/busybox:two", str(layout))
     assert "Copying blob" in p.stderr
     index = check_layout(str(layout))
     assert list(layout_tags(str(layout))) == ["two"]
@@ -74,7 +74,7 @@ def test_pull_oci_manifest(registry: Registry, busybox_layout: str, tmp_path: Pa
     run_ki("unpack", f"{layout}:two", str(tmp_path / "bundle"))
     check_busybox_two(tmp_path / "bundle")
     # a second pull of the same image reuses the stored blobs
-    p = run_ki("pull", f"{registry.host}/ketch/busybox:two", f"{layout}:again")
+    p = run_ki("pull", "-v", f"{registry.host}/ketch/busybox:two", f"{layout}:again")
     assert "already present" in p.stderr and "Copying blob" not in p.stderr
     assert set(layout_tags(str(layout))) == {"two", "again"}
 
@@ -266,3 +266,15 @@ def test_tls_registry(tls_registry: Registry, busybox_layout: str, tmp_path: Pat
     subprocess.run([*ketch_image_cmd(), "pull", ref, str(tmp_path / "l3")], env=env, check=True,
                    capture_output=True)
     check_layout(str(tmp_path / "l3"))
+
+
+def test_pull_without_a_terminal_prints_only_the_result(registry: Registry, busybox_layout: str,
+                                                        tmp_path: Path) -> None:
+    """No terminal on stderr (a log, CI): one result line, no per-blob chatter;
+    ``-q`` prints nothing, ``-v`` every step."""
+    skopeo_copy(f"oci:{busybox_layout}:two", f"docker://{registry.host}/ketch/quiet:two")
+    ref = f"{registry.host}/ketch/quiet:two"
+    p = run_ki("pull", ref, str(tmp_path / "a"))
+    assert p.stderr.splitlines() == [f"Stored {p.stdout.strip()} as {tmp_path / 'a'}:two"], p.stderr
+    assert run_ki("pull", "-q", ref, str(tmp_path / "b")).stderr == ""
+    assert "Copying blob" in run_ki("pull", "-v", ref, str(tmp_path / "c")).stderr
