@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import socket
 
     from ketch.runtime.cgroups.stats import OomWatcher
+    from ketch.runtime.process.stdio import StdioPipes
 
 # state, kill, delete and list only read the state store: the process, rootfs
 # and terminal machinery is imported by the operations that start processes.
@@ -75,6 +76,8 @@ class Container:
         self._console_master: int | None = None
         # signal forwarding installed by a foreground create
         self._forwarder: SignalForwarder | None = None
+        # stdio pipes relayed by a foreground run without a terminal
+        self._stdio: StdioPipes | None = None
 
     # -- construction ---------------------------------------------------------
 
@@ -119,8 +122,11 @@ class Container:
         # In the foreground every signal from now on is meant for the container
         # (runc forwards from before start); queued until the init exists.
         forwarder = None if detach else SignalForwarder()
+        stdio = None
         pid = 0
         try:
+            if not detach and console_ours is None:
+                stdio = _stdio_pipes(spec)
             os.mkfifo(state_dir.fifo, 0o622)
             os.chmod(state_dir.fifo, 0o622)  # mkfifo honours the umask
             # The init opens the fifo as the container's root, which a user
@@ -139,11 +145,14 @@ class Container:
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
                                    preserve_fds=preserve_fds, debug=debug, hook_state=hook_base,
                                    no_new_keyring=no_new_keyring,
-                                   console_fd=console_theirs.fileno() if console_theirs else None)
+                                   console_fd=console_theirs.fileno() if console_theirs else None,
+                                   stdio=stdio.child_fds if stdio else None)
                 pid = spawn_init(spec, opts, cgroup, log.emit,
                                  on_ready=lambda _pid: apply_resources(cgroup, spec, log.warning))
             finally:
                 os.close(dir_fd)
+                if stdio is not None:
+                    stdio.close_child_ends()
                 if console_theirs is not None:
                     console_theirs.close()
             master = receive_master(console_ours) if console_ours is not None else None
@@ -170,6 +179,8 @@ class Container:
         except BaseException:
             if forwarder is not None:
                 forwarder.restore()
+            if stdio is not None:
+                stdio.close()
             if pid:  # the init exists: a failed create must not leave it behind
                 _kill_and_wait(pid, cgroup)
             cgroup.destroy()
@@ -190,6 +201,7 @@ class Container:
         container = cls(state_dir, doc)
         container._console_master = master
         container._forwarder = forwarder
+        container._stdio = stdio
         return container
 
     @classmethod
@@ -475,22 +487,30 @@ class Container:
         _reserve_fds(preserve_fds)
         ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
         forwarder = None if detach else SignalForwarder()
+        stdio = None
         try:
+            if not detach and ours is None:
+                stdio = _stdio_pipes(self._doc["config"])
             s.linux().prctl(s.PR_SET_CHILD_SUBREAPER, 1)
             opts = ExecOptions(self.pid, preserve_fds=preserve_fds, debug=debug,
                                seccomp=(self._doc["config"].get("linux") or {}).get("seccomp"),
                                state=hook_state(self._doc, RUNNING, self.pid),
-                               console_fd=theirs.fileno() if theirs else None)
+                               console_fd=theirs.fileno() if theirs else None,
+                               stdio=stdio.child_fds if stdio else None)
             try:
                 pid = spawn_exec(process, opts, self._cgroup(), log.emit)
                 log.debug(f"exec in container {self.id}: pid {pid} runs {process.get('args')}")
             finally:
                 if theirs is not None:
                     theirs.close()
+                if stdio is not None:
+                    stdio.close_child_ends()
             master = receive_master(ours) if ours is not None else None
         except BaseException:
             if forwarder is not None:
                 forwarder.restore()
+            if stdio is not None:
+                stdio.close()
             raise
         finally:
             if ours is not None:
@@ -500,7 +520,7 @@ class Container:
         if forwarder is None:
             return 0
         forwarder.target(pid, master)
-        return _wait_for(pid, master, forwarder)
+        return _wait_for(pid, master, forwarder, stdio)
 
     def wait_foreground(self) -> int:
         """For ``run`` without ``--detach``: forward signals to the init, reap it
@@ -508,7 +528,7 @@ class Container:
         code (128+N when killed by signal N)."""
         forwarder = self._forwarder or SignalForwarder()
         forwarder.target(self.pid, self._console_master)
-        return _wait_for(self.pid, self._console_master, forwarder)
+        return _wait_for(self.pid, self._console_master, forwarder, self._stdio)
 
 
 def _console_pair(terminal: bool, console_socket: str | None,
@@ -574,12 +594,16 @@ def _copy_window_size(master: int) -> None:
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
 
 
-def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder) -> int:
-    """Proxy ``pid``'s terminal if ``master``, reap it and any orphan handed to us
-    (we are a subreaper); return its exit code. Restores ``forwarder``'s handlers."""
+def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder,
+              stdio: StdioPipes | None = None) -> int:
+    """Proxy ``pid``'s terminal if ``master`` (or relay its ``stdio`` pipes), reap
+    it and any orphan handed to us (we are a subreaper); return its exit code.
+    Restores ``forwarder``'s handlers."""
     try:
         if master is not None:
             return _proxy_terminal(master, pid)
+        if stdio is not None:
+            return stdio.copy_until_exit(pid, lambda: _reap_if_exited(pid))
         while True:
             try:
                 reaped, status = os.waitpid(-1, 0)
@@ -602,6 +626,22 @@ def _kill_and_wait(pid: int, cgroup: CgroupManager, start_time: str | None = Non
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.005)
+
+
+def _reap_if_exited(pid: int) -> int | None:
+    """``pid``'s exit code once it has exited (reaping it), else None."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 255
+    return _exit_code(status) if reaped == pid else None
+
+
+def _stdio_pipes(spec: dict) -> StdioPipes:
+    """Foreground stdio pipes owned by the container's root (its host ids)."""
+    from ketch.runtime.process.stdio import StdioPipes
+
+    return StdioPipes(_host_id(spec, "uidMappings"), _host_id(spec, "gidMappings"))
 
 
 def _exit_code(status: int) -> int:

@@ -61,8 +61,11 @@ class InitOptions:
     def __init__(self, bundle: str, state_dir_fd: int, *, no_pivot: bool = False,
                  preserve_fds: int = 0, debug: bool = False,
                  console_fd: int | None = None, hook_state: dict | None = None,
-                 no_new_keyring: bool = False) -> None:
+                 no_new_keyring: bool = False,
+                 stdio: tuple[int, int, int] | None = None) -> None:
         self.bundle = bundle
+        # the process's ends of the foreground stdio pipes (ketch.runtime.process.stdio)
+        self.stdio = stdio
         self.state_dir_fd = state_dir_fd
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
@@ -74,17 +77,20 @@ class InitOptions:
 
 
 def run_stage1(chan: SyncSocket, keep: set[int], preserve_fds: int, debug: bool,
-               enter: Callable[[s.Syscalls], None], child: Callable[[], None]) -> None:
+               enter: Callable[[s.Syscalls], None], child: Callable[[], None],
+               stdio: tuple[int, int, int] | None = None) -> None:
     """The frame both stage-1 children share (create's and exec's); never returns.
 
     Closes every fd but stdio, the preserved ones and ``keep`` (the runtime's
     own fds must not reach the container), turns non-dumpable, waits for the
     parent's PROCEED (cgroup joined), runs ``enter`` to create or join
     namespaces, forks ``child`` and reports its pid; any failure is reported
-    to the parent as an ``error`` message.
+    to the parent as an ``error`` message. ``stdio``: fds that become 0, 1, 2.
     """
     code = 1
     try:
+        for target, fd in enumerate(stdio or ()):
+            os.dup2(fd, target)  # the pipes' originals go with the fds closed next
         close_fds_except(keep, 3 + preserve_fds)
         _hide_command_line()
         sc = s.linux()
@@ -142,7 +148,7 @@ def stage1_main(chan: SyncSocket, spec: dict, opts: InitOptions) -> None:
     if opts.console_fd is not None:
         keep.add(opts.console_fd)
     run_stage1(chan, keep, opts.preserve_fds, opts.debug, enter,
-               lambda: init_main(chan, spec, opts, plan))
+               lambda: init_main(chan, spec, opts, plan), opts.stdio)
 
 
 def close_fds_except(keep: set[int], first: int) -> None:

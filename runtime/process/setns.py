@@ -39,8 +39,10 @@ class ExecOptions:
 
     def __init__(self, init_pid: int, *, preserve_fds: int = 0, console_fd: int | None = None,
                  debug: bool = False, seccomp: dict | None = None,
-                 state: dict | None = None) -> None:
+                 state: dict | None = None,
+                 stdio: tuple[int, int, int] | None = None) -> None:
         self.init_pid = init_pid
+        self.stdio = stdio  # fds that become the process's 0, 1, 2
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
         self.debug = debug
@@ -81,7 +83,7 @@ def exec_stage1_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None
 
     keep = {chan.fileno()} | ({opts.console_fd} if opts.console_fd is not None else set())
     run_stage1(chan, keep, opts.preserve_fds, opts.debug, enter,
-               lambda: _process_main(chan, process, opts))
+               lambda: _process_main(chan, process, opts), opts.stdio)
 
 
 def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:

@@ -325,3 +325,70 @@ def test_console_socket_rejections(runc: Runtime, ketch: Runtime, make_bundle, t
             if r != k]
     assert len(seen["runc"]) == len(seen["ketch"]) and not diff, \
         "ketch differs from runc:\n" + "\n".join(diff)
+
+
+# -- stdio pipes of a foreground run/exec without a terminal ----------------------------------
+
+_STDIO_KINDS = "for n in 0 1 2; do readlink /proc/self/fd/$n | cut -d: -f1; done"
+
+
+def test_foreground_stdio_are_pipes(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """``run`` and ``exec`` without ``-d`` and without a terminal give the process
+    pipes (runc's setupProcessPipes), whatever the caller's stdio are: here a
+    file for stdout, so a pass-through would show it. stdin is relayed, exit
+    status and stderr too."""
+    rt = any_runtime
+    out = tmp_path / f"{rt.name}.out"
+    bundle = make_bundle(["sh", "-c", f"{_STDIO_KINDS}; read x; echo got=$x; echo oops >&2; "
+                                      "exit 3"])
+    with open(out, "w") as f:
+        p = subprocess.run(rt.argv("run", "-b", str(bundle), rt.new_id("pipes")), input=b"hi\n",
+                           stdout=f, stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 3, p
+    assert out.read_text() == "pipe\npipe\npipe\ngot=hi\n"
+    assert p.stderr == b"oops\n"
+    cid = rt.new_id("pipes")
+    assert rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid).rc == 0
+    try:
+        p = subprocess.run(rt.argv("exec", cid, "sh", "-c", f"{_STDIO_KINDS}; cat; exit 4"),
+                           input=b"relayed", capture_output=True, timeout=30)
+        assert (p.returncode, p.stdout) == (4, b"pipe\npipe\npipe\nrelayed"), p
+    finally:
+        rt("delete", "-f", cid)
+
+
+def test_foreground_pipes_carry_large_output_and_reach_eof(any_runtime: Runtime,
+                                                           make_bundle) -> None:
+    """4 MiB through the stdout pipe arrive intact; a process that never reads its
+    stdin still ends; a background child holding the pipe does not keep ``run``
+    waiting after the container's process exits."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "head -c 4194304 /dev/zero | tr '\\0' x; "
+                                      "sleep 30 > /dev/null 2>&1 < /dev/null & exit 0"])
+    start = time.monotonic()
+    p = subprocess.run(rt.argv("run", "-b", str(bundle), rt.new_id("bigout")),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"x" * 4194304
+    assert time.monotonic() - start < 20
+
+
+def test_foreground_pipes_reopen_in_a_user_namespace(any_runtime: Runtime,
+                                                     make_bundle) -> None:
+    """The pipes belong to the container's root (a host uid in a user namespace),
+    so ``/dev/stdout`` can be reopened, as under runc (which chowns them too)."""
+    rt = any_runtime
+
+    def edit(c: dict) -> None:
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    bundle = make_bundle(["sh", "-c", "echo reopened > /dev/stdout"], edit=edit)
+    for parent in [bundle, *bundle.parents]:
+        if parent == Path("/tmp"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o111)
+    p = subprocess.run(rt.argv("run", "-b", str(bundle), rt.new_id("pipens")),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert (p.returncode, p.stdout) == (0, b"reopened\n"), p
