@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 _MAX_INDEX_DEPTH = 4
 DEFAULT_JOBS = 4
 # A download cut mid-stream is resumed (Range) or started again this many times, and
-# a blob upload that lost its connection is restarted as often; pauses between
-# attempts grow exponentially.
+# a blob upload that lost its connection or got a 429/5xx answer is restarted as
+# often (a new session, from byte 0); pauses between attempts grow exponentially.
 BLOB_RETRY_DELAYS = (0.5, 1.0, 2.0)
 BLOB_ATTEMPTS = len(BLOB_RETRY_DELAYS) + 1
 
@@ -318,14 +318,21 @@ class RegistryDestination:
                 progress(f"Mounted blob {digest} from {repo}")
                 return
         progress(f"Copying blob {digest} ({size} bytes)")
+        from ketch.image.registry.client import UploadBusy
+
         with _blob_file(src, desc, progress) as f:
-            for delay in (*BLOB_RETRY_DELAYS, None):
+            for attempt, delay in enumerate((*BLOB_RETRY_DELAYS, None), 1):
                 try:
                     self._upload(location, desc, f)
                     return
-                except RegistryUnreachable as e:
+                except (RegistryUnreachable, UploadBusy) as e:
                     if delay is None:
+                        if isinstance(e, UploadBusy):
+                            raise RegistryError(f"upload of blob {digest} failed after "
+                                                f"{attempt} attempts; last answer: {e}") from None
                         raise
+                    if isinstance(e, UploadBusy):
+                        delay = max(delay, e.retry_after)  # the registry asked for a pause
                     # the session's state on the registry is unknown: a new one, from byte 0
                     progress(f"Retrying upload of blob {digest} ({e})")
                     time.sleep(delay)
