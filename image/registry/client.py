@@ -50,7 +50,9 @@ from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
     basic_header,
+    creds_source,
     fetch_token,
+    identity_token,
     is_loopback,
     login_hint,
     parse_challenges,
@@ -331,6 +333,11 @@ class RegistryClient:
             if self.creds is None:
                 raise AuthError(f"registry {self.ref.registry} requires credentials; "
                                 f"{login_hint(self.ref.registry)}")
+            if identity_token(self.creds) is not None:
+                # a refresh token is only good for a token server, never as a password
+                raise AuthError(f"registry {self.ref.registry} uses Basic auth, but "
+                                f"{creds_source(self.creds)} holds an identity token, "
+                                "which only works with Bearer token auth")
             self._auth = basic_header(*self.creds)
         else:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
