@@ -19,6 +19,12 @@ blobs a later copy reuses.
 Index entries with a media type that is neither a manifest nor an index are
 not candidates for platform selection; with ``all_platforms`` they are copied
 as opaque documents.
+
+Non-distributable layers (image-spec layer.md "Non-distributable layers", and
+Docker's foreign layers) are not pushed to a registry: the manifest goes as it
+is and clients fetch them from the descriptor's ``urls`` (docker and skopeo do
+the same). With ``allow_nondistributable`` (docker's and crane's
+``--allow-nondistributable-artifacts``) those the source holds are pushed.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ DEFAULT_JOBS = 4
 # often (a new session, from byte 0); pauses between attempts grow exponentially.
 BLOB_RETRY_DELAYS = (0.5, 1.0, 2.0)
 BLOB_ATTEMPTS = len(BLOB_RETRY_DELAYS) + 1
+NONDISTRIBUTABLE_LAYER_TYPES = frozenset({oci.OCI_LAYER_ND, oci.OCI_LAYER_ND_GZIP,
+                                          oci.OCI_LAYER_ND_ZSTD, oci.DOCKER_FOREIGN_LAYER})
 
 
 def _quiet(_msg: str) -> None:
@@ -151,6 +159,10 @@ class RegistrySource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         return None
 
+    def has_blob(self, desc: dict) -> bool:
+        """True if the registry itself serves the blob (not only its ``urls``)."""
+        return self.client.has_blob(desc["digest"])
+
     def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
         if start and not desc.get("urls"):
             try:
@@ -200,6 +212,10 @@ class LayoutSource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         # unverified here: uploads verify while sending (see _UploadReader)
         return self.layout.open_blob(desc["digest"])
+
+    def has_blob(self, desc: dict) -> bool:
+        """True if the layout holds the blob (and it verifies)."""
+        return self.layout.has_blob(desc["digest"], desc["size"])
 
     def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
         return 0, self.blob_chunks(desc)
@@ -298,16 +314,29 @@ class RegistryDestination:
     ``mount_from`` lists repositories of the same registry to try a
     cross-repository mount from before uploading; ``chunk_size`` (bytes)
     switches blobs larger than it to chunked uploads (None: monolithic).
+    Non-distributable layers are skipped unless ``allow_nondistributable``
+    (then pushed when the source has them).
     """
 
     def __init__(self, ref: Reference, client: RegistryClient, *,
-                 mount_from: tuple[str, ...] = (), chunk_size: int | None = None) -> None:
+                 mount_from: tuple[str, ...] = (), chunk_size: int | None = None,
+                 allow_nondistributable: bool = False) -> None:
         self.ref, self.client, self.name = ref, client, str(ref)
         self.mount_from = mount_from
         self.chunk_size = chunk_size
+        self.allow_nondistributable = allow_nondistributable
 
     def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
         digest, size = desc["digest"], desc["size"]
+        if desc.get("mediaType") in NONDISTRIBUTABLE_LAYER_TYPES:
+            if not self.allow_nondistributable:
+                progress(f"Skipping non-distributable layer {digest} (not pushed; "
+                         "--allow-nondistributable-artifacts pushes it)")
+                return
+            has_blob = getattr(src, "has_blob", None)
+            if has_blob is not None and not has_blob(desc):
+                progress(f"Skipping non-distributable layer {digest}: not in {src.name}")
+                return
         if self.client.has_blob(digest):
             progress(f"Blob {digest} already present")
             return
