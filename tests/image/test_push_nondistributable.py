@@ -141,3 +141,15 @@ def test_nondistributable_push_matches_skopeo(url_registry: Registry, tmp_path: 
                             f"http://{registry.host}/v2/nd/{repo}/blobs/{foreign}"],
                            capture_output=True, text=True, timeout=30)
         assert r.stdout == "404", (repo, r.stdout)
+
+
+def test_copy_to_registry_follows_the_same_rule(fake_registry: FakeRegistry,
+                                                tmp_path: Path) -> None:
+    src, body, foreign = _foreign_image(tmp_path, "docker", keep_blob=True)
+    p = run_ki("copy", f"oci:{src}:v1", f"docker://{fake_registry.host}/nd/copy:v1")
+    assert f"Skipping non-distributable layer {foreign}" in p.stderr, p.stderr
+    assert foreign not in fake_registry.blobs
+    run_ki("copy", "--allow-nondistributable-artifacts", f"oci:{src}:v1",
+           f"docker://{fake_registry.host}/nd/copy:v2")
+    assert foreign in fake_registry.blobs
+    assert fake_registry.manifests["v2"][0] == body
