@@ -209,7 +209,9 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     try:
         if refresh is not None:
             form = {"grant_type": "refresh_token", "refresh_token": refresh,
-                    "client_id": OAUTH_CLIENT_ID, "scope": " ".join(scopes)}
+                    "client_id": OAUTH_CLIENT_ID}
+            if scopes:
+                form["scope"] = " ".join(scopes)
             if challenge.params.get("service"):
                 form["service"] = challenge.params["service"]
             r = session.post(realm, data=form, timeout=timeout, verify=verify)
