@@ -340,14 +340,21 @@ class RegistryDestination:
         if self.client.has_blob(digest):
             progress(f"Blob {digest} already present")
             return
+        from ketch.image.registry.client import UploadBusy
+
         location = None
         for repo in self.mount_from:
-            location = self.client.mount_blob(digest, repo)
+            try:
+                location = self.client.mount_blob(digest, repo)
+            except UploadBusy as e:
+                # a mount only spares an upload: a busy answer means upload it instead
+                progress(f"Not mounting blob {digest} ({e})")
+                location = None
+                break
             if location is None:
                 progress(f"Mounted blob {digest} from {repo}")
                 return
         progress(f"Copying blob {digest} ({size} bytes)")
-        from ketch.image.registry.client import UploadBusy
 
         with _blob_file(src, desc, progress) as f:
             for attempt, delay in enumerate((*BLOB_RETRY_DELAYS, None), 1):

@@ -572,15 +572,18 @@ class RegistryClient:
 
         Returns None when the registry mounted it (201), else the upload
         ``Location`` it opened instead (202), for the caller to upload into.
+        Raises :class:`UploadBusy` for a 429/5xx answer, :class:`RegistryError`
+        for other unexpected ones.
         """
         query = urlencode({"mount": digest, "from": from_repo})
         r = self._request("POST", f"blobs/uploads/?{query}", {"Content-Length": "0"})
         with r:
             if r.status_code == 201:
                 return None
-            if r.status_code == 202 and r.headers.get("Location"):
+            _check_upload_answer(r, f"mount of {digest} from {from_repo}", 202)
+            if r.headers.get("Location"):
                 return r.headers["Location"]
-            raise RegistryError(f"mount of {digest} from {from_repo}: {_error_text(r)}")
+            raise RegistryError(f"mount of {digest} from {from_repo}: no Location")
 
     def start_upload(self) -> tuple[str, int]:
         """``POST /v2/<name>/blobs/uploads/``: open an upload session.

@@ -96,3 +96,14 @@ def test_retry_after_forms() -> None:
     assert 15.0 < retry_after_seconds(later) <= 20.0
     earlier = format_datetime(datetime.now(UTC) - timedelta(seconds=20), usegmt=True)
     assert retry_after_seconds(earlier) == 0.0
+
+
+def test_mount_answered_503_falls_back_to_an_upload(fake_registry: FakeRegistry,
+                                                    tmp_path: Path) -> None:
+    src, _, v2 = _source(tmp_path)
+    fake_registry.upload_faults["POST"] = [503]  # the first POST is the mount attempt
+    p = _push(fake_registry, src, "--jobs", "1", "--mount-from", "up/other")
+    assert p.stdout.strip() == v2["digest"]
+    assert "Not mounting blob sha256:" in p.stderr and "HTTP 503" in p.stderr, p.stderr
+    assert "mount=" in next(line for line in fake_registry.log if line.startswith("POST "))
+    _pulled_back(fake_registry, tmp_path)
