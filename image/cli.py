@@ -46,6 +46,10 @@ def _progress(quiet: bool, verbose: bool = False) -> Callable[[str], None]:
     return emit
 
 
+_ALLOW_ND = click.option(
+    "--allow-nondistributable-artifacts", is_flag=True,
+    help="Push non-distributable (foreign) layers present in the source (default: skip "
+         "them, as docker and skopeo do).")
 _VERBOSE = click.option("-v", "--verbose", is_flag=True,
                         help="Without a terminal, also log each blob as it is handled.")
 
@@ -142,11 +146,12 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
 @click.option("--chunk-size", type=click.IntRange(1), metavar="BYTES",
               help="Upload blobs larger than this in PATCH chunks of this size.")
 @_JOBS
+@_ALLOW_ND
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_VERBOSE
 def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
          cert_dir: str | None, mount_from: tuple[str, ...], chunk_size: int | None, jobs: int,
-         quiet: bool, verbose: bool) -> None:
+         allow_nondistributable_artifacts: bool, quiet: bool, verbose: bool) -> None:
     """Push LAYOUT[:TAG] (a manifest, or an index with all its manifests) to REF."""
     from ketch.image.push import push as do_push
     from ketch.image.reference import parse_reference
@@ -158,7 +163,9 @@ def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_ver
     desc = do_push(path, tag or DEFAULT_TAG, reference,
                    creds=_creds_for(creds, authfile, reference),
                    tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
-                   chunk_size=chunk_size, jobs=jobs, progress=_progress(quiet, verbose))
+                   chunk_size=chunk_size, jobs=jobs,
+                   allow_nondistributable=allow_nondistributable_artifacts,
+                   progress=_progress(quiet, verbose))
     click.echo(desc["digest"])
 
 
@@ -181,12 +188,13 @@ def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_ver
               help="certs.d-style directory for the DST registry.")
 @_AUTHFILE
 @_JOBS
+@_ALLOW_ND
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_VERBOSE
 def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_creds: str | None,
          dest_creds: str | None, src_tls_verify: bool, dest_tls_verify: bool,
          src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None, jobs: int,
-         quiet: bool, verbose: bool) -> None:
+         allow_nondistributable_artifacts: bool, quiet: bool, verbose: bool) -> None:
     """Copy an image: SRC and DST are docker://REF, oci:PATH[:TAG] or oci-archive:FILE[:TAG]."""
     from ketch.image.copy import Access
     from ketch.image.copy import copy as do_copy
@@ -200,7 +208,8 @@ def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_cred
     desc = do_copy(source, dest, all_platforms=all_platforms, platform=_platform(platform),
                    src_access=Access(src_auth, src_tls_verify, src_cert_dir),
                    dst_access=Access(dst_auth, dest_tls_verify, dest_cert_dir),
-                   jobs=jobs, progress=_progress(quiet, verbose))
+                   jobs=jobs, allow_nondistributable=allow_nondistributable_artifacts,
+                   progress=_progress(quiet, verbose))
     click.echo(desc["digest"])
 
 

@@ -54,6 +54,7 @@ class Access:
 def copy(src: Location, dst: Location, *, all_platforms: bool = False,
          platform: Platform | None = None, src_access: Access | None = None,
          dst_access: Access | None = None, jobs: int = DEFAULT_JOBS,
+         allow_nondistributable: bool = False,
          progress: Callable[[str], None] = _quiet) -> dict:
     """Copy the image at ``src`` to ``dst``; return the descriptor of what was written.
 
@@ -62,7 +63,8 @@ def copy(src: Location, dst: Location, *, all_platforms: bool = False,
     ``latest``); a registry destination with only a digest must receive
     exactly that document. Raises the :class:`~ketch.image.errors.ImageError`
     subclasses of :func:`~ketch.image.transfer.copy_image`; a failure leaves
-    an existing destination archive untouched.
+    an existing destination archive untouched. Non-distributable layers are not
+    pushed to a registry ``dst`` unless ``allow_nondistributable``.
     """
     from ketch.image.registry.client import RegistryClient
 
@@ -103,7 +105,8 @@ def copy(src: Location, dst: Location, *, all_platforms: bool = False,
                                     mount_from=mount_from)
             stack.callback(client.close)
             client.ping()
-            dest = RegistryDestination(dst.ref, client, mount_from=mount_from)
+            dest = RegistryDestination(dst.ref, client, mount_from=mount_from,
+                                       allow_nondistributable=allow_nondistributable)
             tag = dst.ref.tag  # None for a digest-only reference: pushed by digest
         else:
             path = dst.path

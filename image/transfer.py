@@ -19,6 +19,12 @@ blobs a later copy reuses.
 Index entries with a media type that is neither a manifest nor an index are
 not candidates for platform selection; with ``all_platforms`` they are copied
 as opaque documents.
+
+Non-distributable layers (image-spec layer.md "Non-distributable layers", and
+Docker's foreign layers) are not pushed to a registry: the manifest goes as it
+is and clients fetch them from the descriptor's ``urls`` (docker and skopeo do
+the same). With ``allow_nondistributable`` (docker's and crane's
+``--allow-nondistributable-artifacts``) those the source holds are pushed.
 """
 
 from __future__ import annotations
@@ -51,10 +57,12 @@ if TYPE_CHECKING:
 _MAX_INDEX_DEPTH = 4
 DEFAULT_JOBS = 4
 # A download cut mid-stream is resumed (Range) or started again this many times, and
-# a blob upload that lost its connection is restarted as often; pauses between
-# attempts grow exponentially.
+# a blob upload that lost its connection or got a 429/5xx answer is restarted as
+# often (a new session, from byte 0); pauses between attempts grow exponentially.
 BLOB_RETRY_DELAYS = (0.5, 1.0, 2.0)
 BLOB_ATTEMPTS = len(BLOB_RETRY_DELAYS) + 1
+NONDISTRIBUTABLE_LAYER_TYPES = frozenset({oci.OCI_LAYER_ND, oci.OCI_LAYER_ND_GZIP,
+                                          oci.OCI_LAYER_ND_ZSTD, oci.DOCKER_FOREIGN_LAYER})
 
 
 def _quiet(_msg: str) -> None:
@@ -151,6 +159,10 @@ class RegistrySource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         return None
 
+    def has_blob(self, desc: dict) -> bool:
+        """True if the registry itself serves the blob (not only its ``urls``)."""
+        return self.client.has_blob(desc["digest"])
+
     def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
         if start and not desc.get("urls"):
             try:
@@ -200,6 +212,10 @@ class LayoutSource:
     def blob_file(self, desc: dict) -> IO[bytes] | None:
         # unverified here: uploads verify while sending (see _UploadReader)
         return self.layout.open_blob(desc["digest"])
+
+    def has_blob(self, desc: dict) -> bool:
+        """True if the layout holds the blob (and it verifies)."""
+        return self.layout.has_blob(desc["digest"], desc["size"])
 
     def resume_chunks(self, desc: dict, start: int) -> tuple[int, Iterator[bytes]]:
         return 0, self.blob_chunks(desc)
@@ -298,34 +314,61 @@ class RegistryDestination:
     ``mount_from`` lists repositories of the same registry to try a
     cross-repository mount from before uploading; ``chunk_size`` (bytes)
     switches blobs larger than it to chunked uploads (None: monolithic).
+    Non-distributable layers are skipped unless ``allow_nondistributable``
+    (then pushed when the source has them).
     """
 
     def __init__(self, ref: Reference, client: RegistryClient, *,
-                 mount_from: tuple[str, ...] = (), chunk_size: int | None = None) -> None:
+                 mount_from: tuple[str, ...] = (), chunk_size: int | None = None,
+                 allow_nondistributable: bool = False) -> None:
         self.ref, self.client, self.name = ref, client, str(ref)
         self.mount_from = mount_from
         self.chunk_size = chunk_size
+        self.allow_nondistributable = allow_nondistributable
 
     def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
         digest, size = desc["digest"], desc["size"]
+        if desc.get("mediaType") in NONDISTRIBUTABLE_LAYER_TYPES:
+            if not self.allow_nondistributable:
+                progress(f"Skipping non-distributable layer {digest} (not pushed; "
+                         "--allow-nondistributable-artifacts pushes it)")
+                return
+            has_blob = getattr(src, "has_blob", None)
+            if has_blob is not None and not has_blob(desc):
+                progress(f"Skipping non-distributable layer {digest}: not in {src.name}")
+                return
         if self.client.has_blob(digest):
             progress(f"Blob {digest} already present")
             return
+        from ketch.image.registry.client import UploadBusy
+
         location = None
         for repo in self.mount_from:
-            location = self.client.mount_blob(digest, repo)
+            try:
+                location = self.client.mount_blob(digest, repo)
+            except UploadBusy as e:
+                # a mount only spares an upload: a busy answer means upload it instead
+                progress(f"Not mounting blob {digest} ({e})")
+                location = None
+                break
             if location is None:
                 progress(f"Mounted blob {digest} from {repo}")
                 return
         progress(f"Copying blob {digest} ({size} bytes)")
+
         with _blob_file(src, desc, progress) as f:
-            for delay in (*BLOB_RETRY_DELAYS, None):
+            for attempt, delay in enumerate((*BLOB_RETRY_DELAYS, None), 1):
                 try:
                     self._upload(location, desc, f)
                     return
-                except RegistryUnreachable as e:
+                except (RegistryUnreachable, UploadBusy) as e:
                     if delay is None:
+                        if isinstance(e, UploadBusy):
+                            raise RegistryError(f"upload of blob {digest} failed after "
+                                                f"{attempt} attempts; last answer: {e}") from None
                         raise
+                    if isinstance(e, UploadBusy):
+                        delay = max(delay, e.retry_after)  # the registry asked for a pause
                     # the session's state on the registry is unknown: a new one, from byte 0
                     progress(f"Retrying upload of blob {digest} ({e})")
                     time.sleep(delay)

@@ -6,6 +6,11 @@ with backslash escapes, commas inside quotes belonging to the value). The token
 flow is the Docker/OCI registry token protocol the distribution-spec defers to:
 on a ``Bearer`` challenge, ``GET <realm>?service=<service>&scope=<scope>`` (with
 HTTP Basic credentials if given) returns JSON with ``token`` or ``access_token``.
+An identity token (what a docker credential helper returns with the user name
+``<token>``) is a refresh token instead: it goes to the realm in the OAuth2 form
+of that protocol (distribution's token-auth "oauth.md", RFC 6749 section 6):
+``POST <realm>`` with ``grant_type=refresh_token``, ``service``, ``client_id``,
+``scope`` (space-separated) and ``refresh_token``, answered with ``access_token``.
 """
 
 from __future__ import annotations
@@ -116,10 +121,19 @@ def same_site(host: str, registry_host: str) -> bool:
     return len(a) >= 2 and len(b) >= 2 and a[-2:] == b[-2:]
 
 
+# The user name docker credential helpers (and docker's config.json) give an identity
+# token under; the token itself is the secret.
+IDENTITY_TOKEN_USER = "<token>"
+# client_id of the OAuth2 token request (required by oauth.md; any name identifying
+# the client).
+OAUTH_CLIENT_ID = "ketch-image"
+
+
 class Credentials(tuple):
     """``(user, password)`` that remembers where it came from (``source``: ``--creds``,
     ``auth file PATH``, ``credential helper docker-credential-NAME``), so a rejection
-    can say which credentials to fix. Compares and unpacks like the plain tuple."""
+    can say which credentials to fix. Compares and unpacks like the plain tuple.
+    ``(IDENTITY_TOKEN_USER, token)`` is an identity (refresh) token."""
 
     source: str
 
@@ -127,6 +141,13 @@ class Credentials(tuple):
         obj = super().__new__(cls, (user, password))
         obj.source = source
         return obj
+
+
+def identity_token(creds: tuple[str, str] | None) -> str | None:
+    """The refresh token if ``creds`` are an identity token (user ``<token>``), else None."""
+    if creds is not None and creds[0] == IDENTITY_TOKEN_USER and creds[1]:
+        return creds[1]
+    return None
 
 
 def creds_source(creds: tuple[str, str] | None) -> str:
@@ -143,7 +164,9 @@ def login_hint(registry: str) -> str:
 def rejected(registry: str, creds: tuple[str, str], status: int, by: str = "") -> str:
     """The message for credentials a registry (or its token server ``by``) refused."""
     where = f" by token server {by}" if by else ""
-    return f"{registry}: credentials from {creds_source(creds)} were rejected{where} " \
+    what = "identity token" if identity_token(creds) else "credentials"
+    verb = "was" if identity_token(creds) else "were"
+    return f"{registry}: {what} from {creds_source(creds)} {verb} rejected{where} " \
            f"(HTTP {status})"
 
 
@@ -158,8 +181,9 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     ``registry_host``): a registry cannot send them elsewhere by naming another
     realm. An ``http://`` realm is only used for loopback hosts or when the
     registry itself is insecure, so credentials do not travel in clear text to
-    a remote server. Raises :class:`AuthError` when the server refuses or
-    answers without a token.
+    a remote server. Identity-token ``creds`` (:func:`identity_token`) are
+    sent as an OAuth2 refresh-token grant (``POST``) under the same rules.
+    Raises :class:`AuthError` when the server refuses or answers without a token.
     """
     import requests  # lazy: only network commands pay for it
 
@@ -181,11 +205,22 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
         withheld = (f" (credentials for {registry_host} are not sent to a token realm on "
                     f"another host, {parts.hostname})")
         creds = None
-    if creds is not None:
-        headers["Authorization"] = basic_header(*creds)
-        params.append(("account", creds[0]))
+    refresh = identity_token(creds)
     try:
-        r = session.get(realm, params=params, headers=headers, timeout=timeout, verify=verify)
+        if refresh is not None:
+            form = {"grant_type": "refresh_token", "refresh_token": refresh,
+                    "client_id": OAUTH_CLIENT_ID}
+            if scopes:
+                form["scope"] = " ".join(scopes)
+            if challenge.params.get("service"):
+                form["service"] = challenge.params["service"]
+            r = session.post(realm, data=form, timeout=timeout, verify=verify)
+        else:
+            if creds is not None:
+                headers["Authorization"] = basic_header(*creds)
+                params.append(("account", creds[0]))
+            r = session.get(realm, params=params, headers=headers, timeout=timeout,
+                            verify=verify)
     except requests.RequestException as e:
         from ketch.image.registry.client import short_error
         raise RegistryError(f"token server {realm}: {short_error(e)}") from None

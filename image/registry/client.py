@@ -16,8 +16,10 @@ Retries: connection failures (refused, reset, timed out) of idempotent requests
 (``GET``, ``HEAD``, the manifest ``PUT``) and of ``GET /v2/`` are retried with
 exponential backoff (:data:`RETRY_DELAYS`); 429 and 5xx answers to ``GET``/``HEAD``
 are retried by urllib3 (honouring ``Retry-After``). A non-idempotent upload step
-that loses its connection raises :class:`RegistryUnreachable`, and the caller
-restarts the blob upload from the beginning. A blob download can be resumed
+(``POST``, ``PATCH``, the blob ``PUT``) that loses its connection raises
+:class:`RegistryUnreachable`, one answered with 429 or 5xx raises
+:class:`UploadBusy` (with the ``Retry-After`` pause); the caller restarts the blob
+upload from the beginning in a new session. A blob download can be resumed
 with ``Range: bytes=N-`` (:meth:`RegistryClient.open_blob`; RFC 9110 14.2).
 
 Scheme choice: HTTPS with verification by default; loopback registries are
@@ -48,7 +50,9 @@ from ketch.image.reference import Reference
 from ketch.image.registry.auth import (
     Challenge,
     basic_header,
+    creds_source,
     fetch_token,
+    identity_token,
     is_loopback,
     login_hint,
     parse_challenges,
@@ -148,6 +152,53 @@ def _error_text(r: requests.Response) -> str:
         return f"{err.get('code', 'UNKNOWN')}: {err.get('message', '')}".rstrip(": ")
     except (ValueError, KeyError, IndexError, TypeError):
         return f"HTTP {r.status_code} {r.reason or ''}".strip()
+
+
+# Answers to an upload step worth another try (RFC 9110 15.6; RFC 6585 4 for 429).
+_BUSY_STATUSES = (429, 500, 502, 503, 504)
+# A Retry-After longer than this is cut to it: a push should not sleep for hours.
+MAX_RETRY_AFTER = 60.0
+
+
+class UploadBusy(RegistryError):
+    """An upload step was answered with 429 or a 5xx status; ``status`` is it,
+    ``retry_after`` the seconds the registry asked to wait (0 if it did not say)."""
+
+    def __init__(self, message: str, status: int, retry_after: float) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+def retry_after_seconds(value: str | None) -> float:
+    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) as seconds from
+    now, at most :data:`MAX_RETRY_AFTER`; 0 when absent or unreadable."""
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    value = (value or "").strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    wait = (when - datetime.now(UTC)).total_seconds()
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+def _check_upload_answer(r: requests.Response, step: str, expected: int) -> None:
+    """Raise :class:`UploadBusy` for a 429/5xx answer, :class:`RegistryError` for any
+    other status than ``expected``; ``step`` names the request in the message."""
+    if r.status_code == expected:
+        return
+    text = _error_text(r)
+    detail = text if text.startswith("HTTP ") else f"HTTP {r.status_code} ({text})"
+    if r.status_code in _BUSY_STATUSES:
+        raise UploadBusy(f"{step}: {detail}", r.status_code,
+                         retry_after_seconds(r.headers.get("Retry-After")))
+    raise RegistryError(f"{step}: {detail}")
 
 
 class RegistryClient:
@@ -282,6 +333,11 @@ class RegistryClient:
             if self.creds is None:
                 raise AuthError(f"registry {self.ref.registry} requires credentials; "
                                 f"{login_hint(self.ref.registry)}")
+            if identity_token(self.creds) is not None:
+                # a refresh token is only good for a token server, never as a password
+                raise AuthError(f"registry {self.ref.registry} uses Basic auth, but "
+                                f"{creds_source(self.creds)} holds an identity token, "
+                                "which only works with Bearer token auth")
             self._auth = basic_header(*self.creds)
         else:
             raise AuthError(f"registry {self.ref.registry} asks for unsupported authentication "
@@ -516,15 +572,18 @@ class RegistryClient:
 
         Returns None when the registry mounted it (201), else the upload
         ``Location`` it opened instead (202), for the caller to upload into.
+        Raises :class:`UploadBusy` for a 429/5xx answer, :class:`RegistryError`
+        for other unexpected ones.
         """
         query = urlencode({"mount": digest, "from": from_repo})
         r = self._request("POST", f"blobs/uploads/?{query}", {"Content-Length": "0"})
         with r:
             if r.status_code == 201:
                 return None
-            if r.status_code == 202 and r.headers.get("Location"):
+            _check_upload_answer(r, f"mount of {digest} from {from_repo}", 202)
+            if r.headers.get("Location"):
                 return r.headers["Location"]
-            raise RegistryError(f"mount of {digest} from {from_repo}: {_error_text(r)}")
+            raise RegistryError(f"mount of {digest} from {from_repo}: no Location")
 
     def start_upload(self) -> tuple[str, int]:
         """``POST /v2/<name>/blobs/uploads/``: open an upload session.
@@ -534,8 +593,9 @@ class RegistryClient:
         """
         r = self._request("POST", "blobs/uploads/", {"Content-Length": "0"})
         with r:
-            if r.status_code != 202 or not r.headers.get("Location"):
-                raise RegistryError(f"blob upload to {self.ref.repository}: {_error_text(r)}")
+            _check_upload_answer(r, f"blob upload to {self.ref.repository} (POST)", 202)
+            if not r.headers.get("Location"):
+                raise RegistryError(f"blob upload to {self.ref.repository}: no Location")
             minimum = r.headers.get("OCI-Chunk-Min-Length", "")
             return r.headers["Location"], int(minimum) if minimum.isdigit() else 0
 
@@ -546,8 +606,7 @@ class RegistryClient:
                           {"Content-Type": "application/octet-stream",
                            "Content-Length": str(size)}, data=data)
         with r:
-            if r.status_code != 201:
-                raise RegistryError(f"upload of blob {digest}: {_error_text(r)}")
+            _check_upload_answer(r, f"upload of blob {digest} (PUT)", 201)
 
     def upload_chunked(self, location: str, digest: str, f: IO[bytes], size: int,
                        chunk_size: int) -> None:
@@ -564,17 +623,14 @@ class RegistryClient:
                                "Content-Range": f"{offset}-{end}",
                                "Content-Length": str(len(piece))}, data=piece)
             with r:
-                if r.status_code != 202:
-                    raise RegistryError(f"chunk {offset}-{end} of blob {digest}: "
-                                        f"{_error_text(r)}")
+                _check_upload_answer(r, f"chunk {offset}-{end} of blob {digest} (PATCH)", 202)
                 location = r.headers.get("Location") or location
             offset = end + 1
         if f.read(1):  # at the end a verifying reader checks the digest (and the size here)
             raise RegistryError(f"upload of blob {digest}: file longer than {size} bytes")
         r = self._request("PUT", _with_query(location, digest=digest), {"Content-Length": "0"})
         with r:
-            if r.status_code != 201:
-                raise RegistryError(f"upload of blob {digest}: {_error_text(r)}")
+            _check_upload_answer(r, f"upload of blob {digest} (PUT)", 201)
 
     def put_manifest(self, reference: str, body: bytes, media_type: str) -> str:
         """``PUT /v2/<name>/manifests/<reference>`` with ``Content-Type: media_type``.

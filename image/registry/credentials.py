@@ -3,11 +3,13 @@
 Reads and writes the format shared by docker (``~/.docker/config.json``) and
 containers-auth.json(5) (``$REGISTRY_AUTH_FILE``): ``auths`` maps a registry
 (``host[:port]``, optionally ``/namespace/repo`` for a narrower entry, or a
-URL such as ``https://index.docker.io/v1/``) to ``{"auth": base64("user:pass")}``;
+URL such as ``https://index.docker.io/v1/``) to ``{"auth": base64("user:pass")}``
+(or ``{"identitytoken": TOKEN}``);
 ``credHelpers`` maps a registry to a helper name and ``credsStore`` names the
 default helper. A helper is the program ``docker-credential-NAME`` speaking
 the docker-credential-helpers protocol: ``get`` (server URL on stdin, JSON
-``{"Username", "Secret"}`` on stdout), ``store`` (that JSON plus
+``{"Username", "Secret"}`` on stdout; ``Username`` ``<token>`` makes ``Secret`` an
+identity token, see :mod:`.auth`), ``store`` (that JSON plus
 ``ServerURL`` on stdin) and ``erase`` (server URL on stdin).
 
 File choice: ``--authfile``, else ``$REGISTRY_AUTH_FILE``, else
@@ -27,7 +29,7 @@ from typing import Any
 
 from ketch.image.errors import AuthError
 from ketch.image.reference import DOCKER_HUB
-from ketch.image.registry.auth import Credentials
+from ketch.image.registry.auth import IDENTITY_TOKEN_USER, Credentials
 
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 _HELPER_TIMEOUT = 30
@@ -120,9 +122,6 @@ def _helper_get(name: str, registry: str) -> Credentials | None:
                         "JSON") from None
     if not isinstance(user, str) or not isinstance(secret, str):
         raise AuthError(f"credential helper docker-credential-{name} answered no credentials")
-    if user == "<token>":
-        raise AuthError(f"credential helper docker-credential-{name} holds an identity token "
-                        f"for {registry}, which ketch-image does not support")
     return Credentials(user, secret, f"credential helper docker-credential-{name}")
 
 
@@ -161,6 +160,10 @@ def lookup(registry: str, repository: str | None = None,
             best = (len(norm), key, entry if isinstance(entry, dict) else {})
     if best is not None:
         _, key, entry = best
+        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
+            # docker keeps an identity token beside (or instead of) the user:password
+            return Credentials(IDENTITY_TOKEN_USER, entry["identitytoken"],
+                               f"auth file {path}")
         if entry.get("auth"):
             return _decode_auth(entry["auth"], key, path)
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):

@@ -27,14 +27,25 @@ header received is appended to ``ranges``) unless ``ignore_range`` is set (then
 (served here without auth; ``storage_auth`` records the Authorization header each got;
 with ``storage_rejects_auth`` a request carrying one gets ``403``). ``foreign`` blobs
 exist only under ``/storage/`` (a foreign layer's ``urls``), never as registry blobs.
+
+Pushes: ``HEAD`` of blobs and manifests, ``POST /v2/<name>/blobs/uploads/`` (a new
+session; ``?mount=`` is not supported and opens a session too), ``PATCH`` of a
+session, ``PUT <session>?digest=`` (checks the sha256 before storing the blob) and
+``PUT`` of manifests. ``upload_faults["POST"|"PATCH"|"PUT"]`` is a list of statuses the
+next upload requests of that kind get instead (with ``Retry-After: <retry_after>``),
+one popped per request; ``upload_log`` records ``(method, time.monotonic())`` of each
+upload request (``POST``, ``PATCH`` and the blob ``PUT``).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import threading
+import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -58,6 +69,9 @@ class FakeRegistry:
         self.log: list[str] = []
         self.ranges: list[str] = []
         self.ignore_range = False
+        self.upload_faults: dict[str, list[int]] = {}
+        self.upload_log: list[tuple[str, float]] = []
+        self.sessions: dict[str, bytearray] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -133,18 +147,8 @@ class FakeRegistry:
                     self._send(503, b"busy", "text/plain",
                                headers={"Retry-After": fake.retry_after})
                     return
-                if fake.bearer_realm is not None and not (
-                        self.headers.get("Authorization") or "").startswith("Bearer "):
-                    challenge = f'Bearer realm="{fake.bearer_realm}",service="fake"'
-                    self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
-                               headers={"WWW-Authenticate": challenge})
+                if self._refused():
                     return
-                if fake.basic is not None:
-                    want = "Basic " + base64.b64encode(":".join(fake.basic).encode()).decode()
-                    if self.headers.get("Authorization") != want:
-                        self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
-                                   headers={"WWW-Authenticate": 'Basic realm="fake registry"'})
-                        return
                 parts = self.path.split("/")
                 if "/tags/list" in self.path:
                     self._tags()
@@ -166,6 +170,107 @@ class FakeRegistry:
                     self._blob(parts[-1])
                 else:
                     self._error(404, "NAME_UNKNOWN")
+
+            def _refused(self) -> bool:
+                """Answer 401 (and return True) if the request lacks the auth asked for."""
+                if fake.bearer_realm is not None and not (
+                        self.headers.get("Authorization") or "").startswith("Bearer "):
+                    challenge = f'Bearer realm="{fake.bearer_realm}",service="fake"'
+                    self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                               headers={"WWW-Authenticate": challenge})
+                    return True
+                if fake.basic is not None:
+                    want = "Basic " + base64.b64encode(":".join(fake.basic).encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                                   headers={"WWW-Authenticate": 'Basic realm="fake registry"'})
+                        return True
+                return False
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _upload_fault(self, method: str) -> bool:
+                fake.upload_log.append((method, time.monotonic()))
+                pending = fake.upload_faults.get(method)
+                if not pending:
+                    return False
+                status = pending.pop(0)
+                self._send(status, json.dumps({"errors": [
+                    {"code": "UNAVAILABLE", "message": f"injected {status}"}]}).encode(),
+                    headers={"Retry-After": fake.retry_after})
+                return True
+
+            def do_HEAD(self) -> None:
+                fake.log.append("HEAD " + self.path)
+                if self._refused():
+                    return
+                parts = self.path.split("/")
+                found = None
+                if len(parts) >= 5 and parts[-2] == "blobs":
+                    found = fake.blobs.get(parts[-1])
+                elif len(parts) >= 5 and parts[-2] == "manifests":
+                    item = fake.manifests.get(parts[-1])
+                    found = item[0] if item else None
+                self.send_response(200 if found is not None else 404)
+                self.send_header("Content-Length", str(len(found or b"")))
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                self._body()
+                fake.log.append("POST " + self.path)
+                if self._refused() or self._upload_fault("POST"):
+                    return
+                path = self.path.split("?")[0]
+                if not path.endswith("/blobs/uploads/"):
+                    self._error(404, "NAME_UNKNOWN")
+                    return
+                session = uuid.uuid4().hex
+                fake.sessions[session] = bytearray()
+                self._send(202, b"", headers={"Location": path + session, "Range": "0-0"})
+
+            def do_PATCH(self) -> None:
+                data = self._body()
+                fake.log.append("PATCH " + self.path)
+                if self._refused() or self._upload_fault("PATCH"):
+                    return
+                session = fake.sessions.get(self.path.split("?")[0].rsplit("/", 1)[-1])
+                if session is None:
+                    self._error(404, "BLOB_UPLOAD_UNKNOWN")
+                    return
+                session += data
+                self._send(202, b"", headers={"Location": self.path.split("?")[0],
+                                              "Range": f"0-{max(len(session) - 1, 0)}"})
+
+            def do_PUT(self) -> None:
+                from urllib.parse import parse_qs, urlsplit
+                data = self._body()
+                fake.log.append("PUT " + self.path)
+                if self._refused():
+                    return
+                url = urlsplit(self.path)
+                parts = url.path.split("/")
+                if len(parts) >= 5 and parts[-2] == "manifests":
+                    ctype = self.headers.get("Content-Type") or ""
+                    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                    fake.manifests[parts[-1]] = fake.manifests[digest] = (data, ctype)
+                    self._send(201, b"", headers={"Docker-Content-Digest": digest})
+                    return
+                if self._upload_fault("PUT"):
+                    return
+                session = fake.sessions.get(parts[-1])
+                digest = (parse_qs(url.query).get("digest") or [""])[0]
+                if session is None:
+                    self._error(404, "BLOB_UPLOAD_UNKNOWN")
+                    return
+                session += data
+                if digest != "sha256:" + hashlib.sha256(session).hexdigest():
+                    self._error(400, "DIGEST_INVALID")
+                    return
+                del fake.sessions[parts[-1]]
+                fake.blobs[digest] = bytes(session)
+                self._send(201, b"", headers={"Location": f"/v2/x/blobs/{digest}",
+                                              "Docker-Content-Digest": digest})
 
             def _tags(self) -> None:
                 from urllib.parse import parse_qs, urlencode, urlsplit

@@ -6,6 +6,13 @@ with a throw-away P-256 key whose self-signed certificate goes in the ``x5c``
 header; the registry trusts that certificate through ``rootcertbundle``.
 Known users (HTTP Basic) get the actions they ask for; anonymous callers get
 ``pull`` only when ``allow_anonymous`` is set; wrong passwords get 401.
+
+``POST /token`` is the OAuth2 form (distribution's token-auth oauth.md):
+``grant_type=refresh_token`` with ``refresh_token``, ``service``, ``client_id`` and a
+space-separated ``scope``; a refresh token in ``refresh_tokens`` (token -> user)
+gets ``{"access_token", "refresh_token", "expires_in", "scope"}``, another one 401, a
+missing ``client_id`` or another grant type 400. Each POST is recorded in
+``requests`` with ``"grant": "refresh_token"`` and the form's ``client_id``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class TokenServer:
                  allow_anonymous: bool = False) -> None:
         self.service, self.issuer, self.users = service, issuer, users
         self.allow_anonymous = allow_anonymous
+        self.refresh_tokens: dict[str, str] = {}
         self.requests: list[dict] = []
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ketch test token issuer")])
@@ -135,5 +143,36 @@ class TokenServer:
                 server.requests.append({"user": user, "ok": True, "scopes": scopes})
                 token = server.issue(user or "", server._grant(user, scopes))
                 self._reply(200, {"token": token, "access_token": token, "expires_in": 600})
+
+            def do_POST(self) -> None:
+                if urlsplit(self.path).path != "/token":
+                    self._reply(404, {"error": "not found"})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+
+                def field(name: str) -> str:
+                    return form.get(name, [""])[0]
+
+                record = {"grant": field("grant_type"), "client_id": field("client_id"),
+                          "service": field("service"), "scopes": field("scope").split(),
+                          "user": server.refresh_tokens.get(field("refresh_token")),
+                          "ok": False}
+                server.requests.append(record)
+                if field("grant_type") != "refresh_token" or not field("client_id"):
+                    self._reply(400, {"error": "unsupported_grant_type"})
+                    return
+                if field("service") != server.service:
+                    self._reply(400, {"error": "invalid_request"})
+                    return
+                user = record["user"]
+                if user is None:
+                    self._reply(401, {"error": "invalid_grant"})
+                    return
+                record["ok"] = True
+                token = server.issue(user, server._grant(user, record["scopes"]))
+                self._reply(200, {"access_token": token, "expires_in": 600,
+                                  "refresh_token": field("refresh_token"),
+                                  "scope": field("scope")})
 
         return Handler
