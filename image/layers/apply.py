@@ -31,6 +31,7 @@ from typing import BinaryIO, TypeVar
 
 from ketch.image.errors import LayerError, PathNotFound
 from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
+from ketch.image.layers.tarheader import FastTarInfo
 from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
 
 WHITEOUT_PREFIX = ".wh."
@@ -93,7 +94,7 @@ class LayerApplier:
         self._reset()
         try:
             with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
-                              bufsize=_TAR_BUFSIZE) as tf:
+                              bufsize=_TAR_BUFSIZE, tarinfo=FastTarInfo) as tf:
                 for count, member in enumerate(tf, 1):
                     if self.max_entries is not None and count > self.max_entries:
                         raise LayerError(
