@@ -18,12 +18,12 @@ changes, and it gives the same ``TarInfo`` field by field
 
 from __future__ import annotations
 
+import struct
 import tarfile
 
 _BLOCK = tarfile.BLOCKSIZE
-# Numeric fields as (start, end) offsets in the header block.
-_NUMERIC = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156),
-            (329, 337), (337, 345))
+# The numeric fields: mode, uid, gid, size, mtime, chksum, devmajor, devminor.
+_NUMERIC = struct.Struct("100x8s8s8s12s12s8s173x8s8s167x")
 _GNU_SPARSE = tarfile.GNUTYPE_SPARSE
 _GNU_TYPES = tarfile.GNU_TYPES
 _AREG = tarfile.AREGTYPE
@@ -32,32 +32,6 @@ _DIR = tarfile.DIRTYPE
 
 class _Unsure(Exception):
     """The block needs ``tarfile``'s parser."""
-
-
-def _octal(field: bytes) -> int:
-    """``tarfile.nti`` for a plain octal field, or :class:`_Unsure`.
-
-    ``int()`` on bytes accepts a subset of what ``tarfile`` accepts after
-    decoding (it strips only ASCII whitespace), with the same value.
-    """
-    if field[0] in (0o200, 0o377):  # base-256 (GNU) numbers
-        raise _Unsure
-    end = field.find(b"\0")
-    if end != -1:
-        field = field[:end]
-    if not field.strip():
-        return 0
-    try:
-        return int(field, 8)
-    except ValueError:
-        raise _Unsure from None
-
-
-def _text(field: bytes, encoding: str, errors: str) -> str:
-    end = field.find(b"\0")
-    if end != -1:
-        field = field[:end]
-    return field.decode(encoding, errors)
 
 
 class FastTarInfo(tarfile.TarInfo):
@@ -74,17 +48,23 @@ class FastTarInfo(tarfile.TarInfo):
     def _fast_frombuf(cls, buf: bytes, encoding: str, errors: str) -> FastTarInfo:
         if len(buf) != _BLOCK or buf[156:157] == _GNU_SPARSE or not buf.strip(b"\0"):
             raise _Unsure
-        mode, uid, gid, size, mtime, chksum, devmajor, devminor = (
-            _octal(buf[a:b]) for a, b in _NUMERIC)
+        # tarfile.nti for plain octal: the text up to the first NUL, in base 8. int() on
+        # bytes accepts a subset of what nti accepts after decoding (only ASCII
+        # whitespace is stripped; base-256 and blank fields raise) with the same value.
+        try:
+            mode, uid, gid, size, mtime, chksum, devmajor, devminor = [
+                int(f.split(b"\0", 1)[0] or b"0", 8) for f in _NUMERIC.unpack(buf)]
+        except ValueError:
+            raise _Unsure from None
         # tarfile also accepts the signed sum some old tars wrote: its parser decides those.
         if chksum != 256 + sum(buf) - sum(buf[148:156]):
             raise _Unsure
         try:
-            name = _text(buf[0:100], encoding, errors)
-            linkname = _text(buf[157:257], encoding, errors)
-            uname = _text(buf[265:297], encoding, errors)
-            gname = _text(buf[297:329], encoding, errors)
-            prefix = _text(buf[345:500], encoding, errors)
+            name = buf[0:100].split(b"\0", 1)[0].decode(encoding, errors)
+            linkname = buf[157:257].split(b"\0", 1)[0].decode(encoding, errors)
+            uname = buf[265:297].split(b"\0", 1)[0].decode(encoding, errors)
+            gname = buf[297:329].split(b"\0", 1)[0].decode(encoding, errors)
+            prefix = buf[345:500].split(b"\0", 1)[0].decode(encoding, errors)
         except UnicodeError:
             raise _Unsure from None
         obj = cls()
