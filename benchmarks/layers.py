@@ -2,6 +2,7 @@
 """Layer speed: ``ketch-image unpack``/``repack`` beside ``umoci unpack``/``repack`` (run as root).
 
     .venv/bin/python benchmarks/layers.py [-n 7] [--layout PATH:TAG] [--workdir DIR]
+                                          [--baseline OTHER/ketch-image]
 
 1. The image: ``--layout``, or the seeded Debian image (one ~50 MB gzip layer
    from ``debootstrap --variant=minbase``), built with
@@ -14,6 +15,8 @@
 3. Repack after a one-file change: each tool unpacks a fresh bundle (not
    timed), one file is rewritten (``/etc/motd``), and ``ketch-image repack B
    L:T2`` / ``umoci repack --image L:T2 B`` is timed; interleaved, N runs each.
+   With ``--baseline``, a second ketch-image (another worktree's venv) is
+   timed in the same rounds: a before/after under the same machine load.
 4. Prints median, min and max per tool and the umoci/ketch ratio of the
    medians, with the issue's targets (unpack >= 3x faster, repack no slower).
 
@@ -88,6 +91,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=7, help="timed runs per tool (default 7)")
     ap.add_argument("--layout", help="LAYOUT:TAG to use instead of the seeded Debian image")
+    ap.add_argument("--baseline", metavar="KETCH_IMAGE",
+                    help="another ketch-image (e.g. main's venv) timed in the same unpack rounds, "
+                         "for a before/after that shares the machine's load")
     ap.add_argument("--workdir", default="/var/tmp",
                     help="where bundles and the layout copy go (default /var/tmp; /dev/shm "
                          "takes the disk out of the measurement)")
@@ -108,19 +114,29 @@ def main() -> int:
         # ext4 skips inodes freed in the last few seconds when allocating new ones
         # (recently_deleted()), so creating files right after an rm -rf of the previous
         # bundle makes every create scan the inode bitmap, for whichever tool comes next.
-        kt, ut = [], []
+        kt, ut, bt = [], [], []
         for i in range(args.n + 1):
             settle()
             dk = timed([ki, "unpack", src, str(work / f"k{i}")])
             settle()
             du = timed(["umoci", "unpack", "--image", src, str(work / f"u{i}")])
+            if args.baseline:
+                settle()
+                db = timed([args.baseline, "unpack", src, str(work / f"b{i}")])
             if i:  # the first round warms the page cache
                 kt.append(dk)
                 ut.append(du)
+                if args.baseline:
+                    bt.append(db)
         for i in range(args.n + 1):
-            rm(work / f"k{i}")
-            rm(work / f"u{i}")
+            for prefix in "kub":
+                rm(work / f"{prefix}{i}")
         summary("unpack", kt, ut, ">= 3x", statistics.median(ut) >= 3 * statistics.median(kt))
+        if bt:
+            mb, mu = statistics.median(bt), statistics.median(ut)
+            print(f"  {'baseline':<12}{mb:9.3f}{min(bt):9.3f}{max(bt):9.3f}   ({args.baseline})")
+            print(f"  umoci/baseline = {mu / mb:.2f}x   baseline/ketch = "
+                  f"{mb / statistics.median(kt):.2f}x")
 
         kt, ut = [], []
         for i in range(args.n + 1):

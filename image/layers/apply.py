@@ -31,6 +31,7 @@ from typing import BinaryIO, TypeVar
 
 from ketch.image.errors import LayerError, PathNotFound
 from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
+from ketch.image.layers.tarheader import FastTarInfo
 from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
 
 WHITEOUT_PREFIX = ".wh."
@@ -43,6 +44,8 @@ _AUFS_META_PREFIX = ".wh..wh."
 _TAR_BUFSIZE = 64 * 1024
 # Zero runs at least this long (and aligned to it) become holes in sparse files.
 _SPARSE_CHUNK = 64 * 1024
+# tarfile's stream-mode reader (see _copy_data); None where it is named otherwise.
+_STREAM = getattr(tarfile, "_Stream", None)
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
@@ -93,7 +96,7 @@ class LayerApplier:
         self._reset()
         try:
             with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
-                              bufsize=_TAR_BUFSIZE) as tf:
+                              bufsize=_TAR_BUFSIZE, tarinfo=FastTarInfo) as tf:
                 for count, member in enumerate(tf, 1):
                     if self.max_entries is not None and count > self.max_entries:
                         raise LayerError(
@@ -208,7 +211,6 @@ class LayerApplier:
 
     def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
                  member: tarfile.TarInfo) -> None:
-        src = tf.extractfile(member)
         mode = stat.S_IMODE(member.mode)
         # Created with its final permission bits (the write fd works whatever they say),
         # owner and mode then changed only when they differ: most files need neither.
@@ -218,9 +220,11 @@ class LayerApplier:
             name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             perms, dir_fd=pfd))
         try:
-            if src is not None and member.sparse is not None:
-                _write_sparse(fd, src, member.size)
-            elif src is not None:
+            if member.sparse is not None:
+                src = tf.extractfile(member)
+                if src is not None:
+                    _write_sparse(fd, src, member.size)
+            else:
                 _copy_data(tf, fd, member)
             st = os.fstat(fd)
             chowned = self._own_fd(fd, member, opened=True, current=st)
@@ -494,15 +498,38 @@ def _copy_data(tf: tarfile.TarFile, fd: int, member: tarfile.TarInfo) -> None:
     In stream mode tarfile's own reader goes through three buffering layers;
     reading exactly ``size`` bytes from the stream it wraps is equivalent (its
     next() skips the block padding that follows) and much cheaper per chunk.
+    Cheaper still, when the wrapper is the ``_Stream`` of CPython 3.11 this
+    was written against: what it has buffered, then the layer stream below it
+    directly (no copy through the wrapper's buffer), its position kept exact.
     """
-    read = tf.fileobj.read  # type: ignore[union-attr]
     remaining = member.size
+    wrapper = tf.fileobj
+    if not (type(wrapper) is _STREAM and wrapper.comptype == "tar"  # type: ignore[union-attr]
+            and isinstance(getattr(wrapper, "buf", None), bytes)
+            and isinstance(getattr(wrapper, "pos", None), int)):
+        read = wrapper.read  # type: ignore[union-attr]
+        while remaining > 0:
+            chunk = read(min(remaining, 1 << 20))
+            if not chunk:
+                raise LayerError(f"{member.name}: unexpected end of the layer archive")
+            _write_all(fd, chunk)
+            remaining -= len(chunk)
+        return
+    buffered = wrapper.buf  # type: ignore[union-attr]
+    if buffered:
+        head = buffered[:remaining]
+        wrapper.buf = buffered[len(head):]  # type: ignore[union-attr]
+        _write_all(fd, head)
+        remaining -= len(head)
+        wrapper.pos += len(head)  # type: ignore[union-attr]
+    read = wrapper.fileobj.read  # type: ignore[union-attr]
     while remaining > 0:
         chunk = read(min(remaining, 1 << 20))
         if not chunk:
             raise LayerError(f"{member.name}: unexpected end of the layer archive")
         _write_all(fd, chunk)
         remaining -= len(chunk)
+        wrapper.pos += len(chunk)  # type: ignore[union-attr]
 
 
 def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:

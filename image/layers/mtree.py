@@ -24,7 +24,6 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ketch.image.errors import ImageError
@@ -97,23 +96,22 @@ def record_for(path: str, st: os.stat_result) -> Record:
                   ctime=st.st_ctime_ns, nlink=st.st_nlink)
 
 
-def _walk(root: str, rel: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    with os.scandir(os.path.join(root, rel) if rel else root) as it:
-        entries = list(it)
-    for e in entries:
-        name = f"{rel}/{e.name}" if rel else e.name
-        st = e.stat(follow_symlinks=False)
-        yield name, e.path, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(root, name)
-
-
 def snapshot(rootfs: str) -> Manifest:
     """Walk ``rootfs`` (never following symlinks) and return its manifest."""
-    st = os.lstat(rootfs)
-    out: Manifest = {"": record_for(rootfs, st)}
-    for name, path, est in _walk(rootfs, ""):
-        out[name] = record_for(path, est)
+    out: Manifest = {"": record_for(rootfs, os.lstat(rootfs))}
+    # A loop over a stack of directories rather than nested generators: this runs
+    # once per unpack and per repack over every path of the rootfs.
+    pending = [""]
+    join, is_dir = os.path.join, stat.S_ISDIR
+    while pending:
+        rel = pending.pop()
+        with os.scandir(join(rootfs, rel) if rel else rootfs) as it:
+            for e in it:
+                name = f"{rel}/{e.name}" if rel else e.name
+                st = e.stat(follow_symlinks=False)
+                out[name] = record_for(e.path, st)
+                if is_dir(st.st_mode):
+                    pending.append(name)
     return out
 
 

@@ -198,3 +198,35 @@ def test_corrupt_tar_is_a_layer_error(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     with Root(str(tmp_path / "r")) as root, pytest.raises(LayerError):
         LayerApplier(root).apply(io.BytesIO(b"this is not a tar archive" * 100))
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most ``step`` bytes per read, as LayerStream's chunks do."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        n = self.step if size is None or size < 0 else min(size, self.step)
+        out = self.data[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("step", [1000, 4096, 70_001, 1 << 22])
+def test_member_data_of_every_size_survives_partial_reads(tmp_path: Path, step: int) -> None:
+    # Member data is copied from below tarfile's stream buffer (apply._copy_data): sizes
+    # around the block size, the 64 KiB buffer and the 1 MiB copy chunk, read in pieces.
+    sizes = [0, 1, 511, 512, 513, 65_535, 65_536, 65_537, 70_000, (1 << 20) + 3, 3 << 20]
+    layer = [D("d")] + [F(f"d/f{n}", bytes((i * 7 + n) % 251 for i in range(n)))
+                        for n in sizes] + [F("d/last", b"end")]
+    (tmp_path / "r").mkdir()
+    with Root(str(tmp_path / "r")) as root:
+        LayerApplier(root).apply(_Trickle(make_tar(layer), step))  # type: ignore[arg-type]
+    for n in sizes:
+        assert (tmp_path / "r" / "d" / f"f{n}").read_bytes() == bytes(
+            (i * 7 + n) % 251 for i in range(n)), n
+    assert (tmp_path / "r" / "d" / "last").read_bytes() == b"end"
