@@ -520,7 +520,7 @@ class Container:
         if forwarder is None:
             return 0
         forwarder.target(pid, master)
-        return _wait_for(pid, master, forwarder, stdio)
+        return _wait_for(pid, master, forwarder, stdio, until_eof=True)
 
     def wait_foreground(self) -> int:
         """For ``run`` without ``--detach``: forward signals to the init, reap it
@@ -595,7 +595,7 @@ def _copy_window_size(master: int) -> None:
 
 
 def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder,
-              stdio: StdioPipes | None = None) -> int:
+              stdio: StdioPipes | None = None, *, until_eof: bool = False) -> int:
     """Proxy ``pid``'s terminal if ``master`` (or relay its ``stdio`` pipes), reap
     it and any orphan handed to us (we are a subreaper); return its exit code.
     Restores ``forwarder``'s handlers."""
@@ -603,7 +603,7 @@ def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder,
         if master is not None:
             return _proxy_terminal(master, pid)
         if stdio is not None:
-            return stdio.copy_until_exit(pid, lambda: _reap_if_exited(pid))
+            return stdio.copy_until_exit(pid, lambda: _reap_if_exited(pid), until_eof=until_eof)
         while True:
             try:
                 reaped, status = os.waitpid(-1, 0)

@@ -90,8 +90,11 @@ def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
     try:
         sc = s.linux()
         os.chdir("/")
+        # A session of its own, as runc's exec gives: the caller's controlling
+        # terminal and process group are not the container's (no /dev/tty to
+        # the host's terminal, no second copy of a Ctrl-C sent to the group).
+        os.setsid()
         if process.get("terminal") and opts.console_fd is not None:
-            os.setsid()
             setup_console(sc, opts.console_fd, process.get("consoleSize"), mount_console=False)
         set_rlimits(process)
         apply_io_priority(sc, process.get("ioPriority"))

@@ -63,14 +63,17 @@ class StdioPipes:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def copy_until_exit(self, pid: int, reap: Callable[[], int | None]) -> int:
+    def copy_until_exit(self, pid: int, reap: Callable[[], int | None], *,
+                        until_eof: bool = False) -> int:
         """Copy our stdin to the process and its stdout/stderr to ours until ``pid``
-        exits, then drain what is left without waiting for processes that kept
-        the pipes open (runc closes them then too). ``reap()`` returns the exit
-        code once ``pid`` is gone, or None while it runs."""
+        exits, then what is left: for ``run`` what is buffered (the init's end
+        takes the container's processes with it), with ``until_eof`` (``exec``,
+        whose children may outlive it in the running container) until every
+        holder of the pipes has closed them, as runc waits for its copies.
+        ``reap()`` returns the exit code once ``pid`` is gone, or None while it
+        runs."""
         self.close_child_ends()
         outputs = {self._stdout_r: 1, self._stderr_r: 2}
-        broken: set[int] = set()  # our stdout/stderr that refuse writes: output is dropped
         stdin_open = _usable(0)
         if not stdin_open:
             self._close(self._stdin_w)
@@ -97,7 +100,7 @@ class StdioPipes:
                     continue
                 for fd in ready_r:
                     if fd in outputs:
-                        if not self._relay(fd, outputs, broken):
+                        if not self._relay(fd, outputs):
                             del outputs[fd]
                     elif fd == 0:
                         data = _read(0)
@@ -112,9 +115,19 @@ class StdioPipes:
                     if not stdin_open and not pending:
                         self._close(self._stdin_w)
                 code = reap()
+            self._close(self._stdin_w)
+            if until_eof:
+                while outputs:
+                    try:
+                        ready, _, _ = select.select(list(outputs), [], [])
+                    except InterruptedError:
+                        continue
+                    for fd in ready:
+                        if not self._relay(fd, outputs):
+                            outputs.pop(fd, None)
             for fd in list(outputs):  # what the process wrote before it exited
                 os.set_blocking(fd, False)
-                while self._relay(fd, outputs, broken):
+                while self._relay(fd, outputs):
                     pass
             return code
         finally:
@@ -122,7 +135,7 @@ class StdioPipes:
                 os.close(pidfd)
             self.close()
 
-    def _relay(self, fd: int, outputs: dict[int, int], broken: set[int]) -> bool:
+    def _relay(self, fd: int, outputs: dict[int, int]) -> bool:
         """Copy one chunk from ``fd`` to its stdio; False at EOF (or nothing left)."""
         try:
             data = os.read(fd, _CHUNK)
@@ -130,12 +143,14 @@ class StdioPipes:
             return False
         if not data:
             return False
-        target = outputs[fd]
-        if target not in broken:
-            try:
-                _write_all(target, data)
-            except OSError:  # EPIPE and friends: our reader went away
-                broken.add(target)
+        try:
+            _write_all(outputs[fd], data)
+        except OSError:
+            # EPIPE and friends: our reader went away. Close this end so the
+            # process's next write fails (SIGPIPE) as it would under runc,
+            # instead of draining output nobody reads.
+            self._close(fd)
+            return False
         return True
 
     def _feed(self, pending: bytes) -> bytes:

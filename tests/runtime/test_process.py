@@ -392,3 +392,41 @@ def test_foreground_pipes_reopen_in_a_user_namespace(any_runtime: Runtime,
     p = subprocess.run(rt.argv("run", "-b", str(bundle), rt.new_id("pipens")),
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     assert (p.returncode, p.stdout) == (0, b"reopened\n"), p
+
+
+def test_a_reader_that_goes_away_stops_the_writer(any_runtime: Runtime, make_bundle) -> None:
+    """``run ... | head -1``: once our stdout's reader is gone the process's next
+    write fails (SIGPIPE, status 141 for ``yes``) and the runtime returns at
+    once instead of draining output nobody reads."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "yes; echo yes-rc=$? >&2"])
+    p = subprocess.Popen(rt.argv("run", "-b", str(bundle), rt.new_id("sigpipe")),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stdout.readline() == b"y\n"
+    p.stdout.close()
+    try:
+        _, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError(f"{rt.name} kept running after its reader went away") from None
+    assert b"yes-rc=141" in err, err
+
+
+def test_exec_session_and_late_output_like_runc(runc: Runtime, ketch: Runtime,
+                                                make_bundle) -> None:
+    """A foreground ``exec`` without a terminal: the process leads a session of
+    its own (not the caller's, whose terminal it must not reach), and output of
+    a child that outlives it still arrives: the pipes are relayed to EOF."""
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("execpipes")
+        assert rt("run", "-d", "-b", str(make_bundle(["sleep", "60"])), cid).rc == 0
+        try:
+            r = rt("exec", cid, "sh", "-c", "set -- $(cut -d' ' -f1,5,6 /proc/$$/stat); "
+                                            '[ "$1" = "$2" ] && [ "$1" = "$3" ] && echo leader; '
+                                            "(sleep 1; echo late) & echo early")
+            seen[rt.name] = (r.rc, r.out)
+        finally:
+            rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"] == (0, "leader\nearly\nlate\n"), seen
