@@ -410,10 +410,22 @@ class LayerApplier:
 
     def finish(self) -> None:
         """Call once after the last layer: applies deferred (rootless) directory modes."""
-        for key in sorted(self.deferred_modes, key=len, reverse=True):
-            mode = self.deferred_modes[key]
+        self._each_directory(
+            self.deferred_modes,
+            lambda path, mode: os.chmod(path, mode),
+            lambda pfd, name, mode: chmod_nofollow(pfd, name, mode))
+        self.deferred_modes.clear()
+
+    def _each_directory(self, values: dict[Key, T], on_root: Callable[[str, T], None],
+                        on_child: Callable[[int, str, T], None]) -> None:
+        """For each key (deepest first) still naming a directory in the rootfs:
+        ``on_root(fd path, value)`` for the root itself, else ``on_child(parent
+        fd, name, value)``; paths that vanished or are no longer directories
+        (a later layer replaced them) are skipped."""
+        for key in sorted(values, key=len, reverse=True):
+            value = values[key]
             if not key:
-                os.chmod(f"/proc/self/fd/{self.root.fd}", mode)
+                on_root(f"/proc/self/fd/{self.root.fd}", value)
                 continue
             try:
                 pfd, name, _ = self.root.walk(list(key), follow_final=False)
@@ -422,10 +434,9 @@ class LayerApplier:
             try:
                 st = _lstat(pfd, name)
                 if st is not None and stat.S_ISDIR(st.st_mode):
-                    chmod_nofollow(pfd, name, mode)
+                    on_child(pfd, name, value)
             finally:
                 os.close(pfd)
-        self.deferred_modes.clear()
 
     def _xattrs_fd(self, fd: int, member: tarfile.TarInfo) -> None:
         for attr, value in _xattrs(member).items():
@@ -448,21 +459,10 @@ class LayerApplier:
     def _apply_times(self) -> None:
         # Deepest first is not required (a child's utime does not touch its
         # parent), but it keeps the walk order predictable.
-        for key in sorted(self.times, key=len, reverse=True):
-            ns = self.times[key]
-            if not key:
-                os.utime(f"/proc/self/fd/{self.root.fd}", ns=ns)
-                continue
-            try:
-                pfd, name, _ = self.root.walk(list(key), follow_final=False)
-            except PathNotFound:
-                continue
-            try:
-                st = _lstat(pfd, name)
-                if st is not None and stat.S_ISDIR(st.st_mode):
-                    os.utime(name, ns=ns, dir_fd=pfd, follow_symlinks=False)
-            finally:
-                os.close(pfd)
+        self._each_directory(
+            self.times,
+            lambda path, ns: os.utime(path, ns=ns),
+            lambda pfd, name, ns: os.utime(name, ns=ns, dir_fd=pfd, follow_symlinks=False))
 
 
 def _replacing(pfd: int, name: str, create: Callable[[], T]) -> T:
