@@ -155,7 +155,8 @@ class Layout:
             with open(marker, "rb") as f:
                 doc = oci.load_json(f.read(), f"{marker}")
         except FileNotFoundError:
-            raise LayoutError(f"{path}: not an OCI image layout (no oci-layout file)") from None
+            why = "no oci-layout file" if os.path.isdir(layout.path) else "no such directory"
+            raise LayoutError(f"{path}: not an OCI image layout ({why})") from None
         except NotADirectoryError:
             raise LayoutError(f"{path}: not an OCI image layout (not a directory)") from None
         except IsADirectoryError:

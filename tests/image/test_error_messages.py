@@ -67,3 +67,13 @@ def test_os_errors_are_path_then_problem() -> None:
     e = FileNotFoundError(errno.ENOENT, "No such file or directory", "/x/y")
     assert _os_error_text(e) == "/x/y: no such file or directory"
     assert _os_error_text(OSError("plain")) == "plain"
+
+
+def test_missing_layout_directory_says_so(tmp_path) -> None:
+    from ketch.image.errors import LayoutError
+    from ketch.image.layout import Layout
+
+    with pytest.raises(LayoutError, match=r"not an OCI image layout \(no such directory\)"):
+        Layout.open(str(tmp_path / "absent"))
+    with pytest.raises(LayoutError, match=r"\(no oci-layout file\)"):
+        Layout.open(str(tmp_path))
