@@ -74,6 +74,8 @@ class Container:
         self._doc = doc
         # pty master held for a foreground run with a terminal
         self._console_master: int | None = None
+        # the caller's terminal that master is proxied to (see _console_pair)
+        self._host_tty: int | None = None
         # signal forwarding installed by a foreground create
         self._forwarder: SignalForwarder | None = None
         # stdio pipes relayed by a foreground run without a terminal
@@ -97,7 +99,7 @@ class Container:
         ``ProcessError``; on any error nothing is left under ``root``.
         """
         from ketch.runtime.cgroups.resources import apply_resources
-        from ketch.runtime.linux.console import receive_master
+        from ketch.runtime.linux.console import release_host_console
         from ketch.runtime.process.init import InitOptions
         from ketch.runtime.process.parent import spawn_init
         from ketch.runtime.spec.validate import load_config
@@ -115,9 +117,13 @@ class Container:
             build_filter(seccomp)  # refuse a bad filter before anything is created
         preserve_fds += _socket_activation(spec)
         _reserve_fds(preserve_fds)
-        console_ours, console_theirs = _console_pair(
+        console_ours, console_theirs, host_tty = _console_pair(
             bool((spec.get("process") or {}).get("terminal")), console_socket, detach)
-        state_dir.create()
+        try:
+            state_dir.create()
+        except BaseException:
+            _close_console_pair(console_ours, console_theirs, host_tty)
+            raise
         cgroup = CgroupManager((spec.get("linux") or {}).get("cgroupsPath") or container_id)
         # In the foreground every signal from now on is meant for the container
         # (runc forwards from before start); queued until the init exists.
@@ -155,9 +161,9 @@ class Container:
                     stdio.close_child_ends()
                 if console_theirs is not None:
                     console_theirs.close()
-            master = receive_master(console_ours) if console_ours is not None else None
+            master = _receive_master(console_ours)
             if forwarder is not None:
-                forwarder.target(pid, master)
+                forwarder.target(pid, master, host_tty)
             doc = {
                 "ociVersion": spec.get("ociVersion", ""),
                 "id": container_id,
@@ -181,6 +187,8 @@ class Container:
                 forwarder.restore()
             if stdio is not None:
                 stdio.close()
+            if host_tty is not None:
+                release_host_console(host_tty)
             if pid:  # the init exists: a failed create must not leave it behind
                 _kill_and_wait(pid, cgroup)
             cgroup.destroy()
@@ -200,6 +208,7 @@ class Container:
         state_dir.unlock()
         container = cls(state_dir, doc)
         container._console_master = master
+        container._host_tty = host_tty
         container._forwarder = forwarder
         container._stdio = stdio
         return container
@@ -472,7 +481,7 @@ class Container:
         ``process``, ``InvalidStateError`` for a stopped container,
         ``ProcessError`` when it cannot be started.
         """
-        from ketch.runtime.linux.console import receive_master
+        from ketch.runtime.linux.console import release_host_console
         from ketch.runtime.process.parent import spawn_exec
         from ketch.runtime.process.setns import ExecOptions
         from ketch.runtime.spec.validate import validate_config
@@ -485,7 +494,8 @@ class Container:
             # the new process would join the frozen cgroup and freeze before exec
             raise InvalidStateError("cannot exec in a paused container")
         _reserve_fds(preserve_fds)
-        ours, theirs = _console_pair(bool(process.get("terminal")), console_socket, detach)
+        ours, theirs, host_tty = _console_pair(bool(process.get("terminal")), console_socket,
+                                               detach)
         forwarder = None if detach else SignalForwarder()
         stdio = None
         try:
@@ -505,12 +515,14 @@ class Container:
                     theirs.close()
                 if stdio is not None:
                     stdio.close_child_ends()
-            master = receive_master(ours) if ours is not None else None
+            master = _receive_master(ours)
         except BaseException:
             if forwarder is not None:
                 forwarder.restore()
             if stdio is not None:
                 stdio.close()
+            if host_tty is not None:
+                release_host_console(host_tty)
             raise
         finally:
             if ours is not None:
@@ -519,35 +531,67 @@ class Container:
             _write_pid_file(pid_file, pid)
         if forwarder is None:
             return 0
-        forwarder.target(pid, master)
-        return _wait_for(pid, master, forwarder, stdio, until_eof=True)
+        forwarder.target(pid, master, host_tty)
+        return _wait_for(pid, master, forwarder, stdio, until_eof=True, host_tty=host_tty)
 
     def wait_foreground(self) -> int:
         """For ``run`` without ``--detach``: forward signals to the init, reap it
         and any orphan handed to us (we are a subreaper), and return its exit
         code (128+N when killed by signal N)."""
         forwarder = self._forwarder or SignalForwarder()
-        forwarder.target(self.pid, self._console_master)
-        return _wait_for(self.pid, self._console_master, forwarder, self._stdio)
+        forwarder.target(self.pid, self._console_master, self._host_tty)
+        return _wait_for(self.pid, self._console_master, forwarder, self._stdio,
+                         host_tty=self._host_tty)
 
 
-def _console_pair(terminal: bool, console_socket: str | None,
-                  detach: bool) -> tuple[socket.socket | None, socket.socket | None]:
+def _console_pair(terminal: bool, console_socket: str | None, detach: bool
+                  ) -> tuple[socket.socket | None, socket.socket | None, int | None]:
     """(our end, the container's end) for the pty master: the caller's console
-    socket, or a socketpair we proxy when running in the foreground (runc's rules)."""
+    socket, or a socketpair we proxy when running in the foreground (runc's rules);
+    third, for that proxy, the caller's terminal (``host_console``: without one the
+    foreground terminal is refused before anything is created, as runc does)."""
     if terminal and console_socket is None and detach:
         raise KetchError("cannot allocate tty if runc will detach without setting console socket")
     if not terminal and console_socket is not None:
         raise KetchError("cannot use console socket if runc will not detach or allocate tty")
     if not terminal:
-        return None, None
+        return None, None, None
     import socket
 
-    from ketch.runtime.linux.console import connect_console_socket
+    from ketch.runtime.linux.console import connect_console_socket, host_console
 
     if console_socket is not None:
-        return None, connect_console_socket(console_socket)
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return None, connect_console_socket(console_socket), None
+    host_tty = host_console()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours, theirs, host_tty
+
+
+def _close_console_pair(ours: socket.socket | None, theirs: socket.socket | None,
+                        host_tty: int | None) -> None:
+    from ketch.runtime.linux.console import release_host_console
+
+    for sock in (ours, theirs):
+        if sock is not None:
+            sock.close()
+    if host_tty is not None:
+        release_host_console(host_tty)
+
+
+def _receive_master(ours: socket.socket | None) -> int | None:
+    """The pty master sent back over our end of the pair (None without one), its
+    NL -> CR NL mapping off as runc's proxy has it."""
+    if ours is None:
+        return None
+    from ketch.runtime.linux.console import clear_onlcr, receive_master
+
+    master = receive_master(ours)
+    try:
+        clear_onlcr(master)
+    except OSError:
+        os.close(master)
+        raise
+    return master
 
 
 class SignalForwarder:
@@ -558,6 +602,7 @@ class SignalForwarder:
     def __init__(self) -> None:
         self._pid = 0
         self._master: int | None = None
+        self._tty: int | None = None
         self._pending: list[int] = []
         self._previous = {sig: signal.signal(sig, self._handle) for sig in _FORWARDED_SIGNALS}
 
@@ -566,16 +611,18 @@ class SignalForwarder:
         if not self._pid:
             self._pending.append(signum)
         elif signum == signal.SIGWINCH and self._master is not None:
-            _copy_window_size(self._master)
+            _copy_window_size(self._master, self._tty)
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signum)
 
-    def target(self, pid: int, master: int | None) -> None:
-        """From now on signals go to ``pid``; the queued ones are sent first."""
-        self._pid, self._master = pid, master
+    def target(self, pid: int, master: int | None, host_tty: int | None = None) -> None:
+        """From now on signals go to ``pid``; the queued ones are sent first.
+        ``master``/``host_tty``: the pty proxied to the caller's terminal, whose
+        size it follows."""
+        self._pid, self._master, self._tty = pid, master, host_tty
         if master is not None:
-            _copy_window_size(master)
+            _copy_window_size(master, host_tty)
         while self._pending:
             self._handle(self._pending.pop(0), None)
 
@@ -584,24 +631,27 @@ class SignalForwarder:
             signal.signal(sig, handler)
 
 
-def _copy_window_size(master: int) -> None:
-    """Give the container's pty the size of our terminal, if we have one."""
+def _copy_window_size(master: int, host_tty: int | None) -> None:
+    """Give the container's pty the size of the caller's terminal, if there is one."""
     import fcntl
     import termios
 
+    if host_tty is None:
+        return
     with contextlib.suppress(OSError):
-        size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+        size = fcntl.ioctl(host_tty, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
 
 
 def _wait_for(pid: int, master: int | None, forwarder: SignalForwarder,
-              stdio: StdioPipes | None = None, *, until_eof: bool = False) -> int:
+              stdio: StdioPipes | None = None, *, until_eof: bool = False,
+              host_tty: int | None = None) -> int:
     """Proxy ``pid``'s terminal if ``master`` (or relay its ``stdio`` pipes), reap
     it and any orphan handed to us (we are a subreaper); return its exit code.
     Restores ``forwarder``'s handlers."""
     try:
         if master is not None:
-            return _proxy_terminal(master, pid)
+            return _proxy_terminal(master, pid, host_tty)
         if stdio is not None:
             return stdio.copy_until_exit(pid, lambda: _reap_if_exited(pid), until_eof=until_eof)
         while True:
@@ -648,17 +698,25 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _proxy_terminal(master: int, pid: int) -> int:
+def _proxy_terminal(master: int, pid: int, host_tty: int | None) -> int:
     """Copy our stdin to the pty master and the master to our stdout until the
-    init exits (``runc run`` with ``terminal: true`` and no console socket)."""
+    init exits (``runc run`` with ``terminal: true`` and no console socket);
+    the caller's terminal ``host_tty`` is raw meanwhile (then released)."""
     import select
     import termios
     import tty
 
+    from ketch.runtime.linux.console import release_host_console
+
     saved = None
-    if os.isatty(0):
-        saved = termios.tcgetattr(0)
-        tty.setraw(0)
+    if host_tty is not None and os.isatty(host_tty):
+        saved = termios.tcgetattr(host_tty)
+        tty.setraw(host_tty)
+        # Raw input, but output processing kept (as runc's console package does):
+        # the container's pty sends bare NLs (clear_onlcr), this terminal maps them.
+        attrs = termios.tcgetattr(host_tty)
+        attrs[1] |= termios.OPOST
+        termios.tcsetattr(host_tty, termios.TCSANOW, attrs)
     code: int | None = None
     inputs = [0, master]
     try:
@@ -691,7 +749,9 @@ def _proxy_terminal(master: int, pid: int) -> int:
                 return code
     finally:
         if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            termios.tcsetattr(host_tty, termios.TCSADRAIN, saved)
+        if host_tty is not None:
+            release_host_console(host_tty)
         os.close(master)
 
 

@@ -113,3 +113,37 @@ def receive_master(sock: socket.socket) -> int:
     if not fds:
         raise OSError("no pty master received on the console socket")
     return fds[0]
+
+
+def host_console() -> int:
+    """The caller's terminal for a foreground ``run``/``exec`` with ``terminal: true``
+    (runc's ``initHostConsole``): the first of stderr, stdout, stdin that is a
+    terminal, else the controlling terminal opened through ``/dev/tty``.
+
+    Returns an fd the caller must not close when it is 0, 1 or 2 (see
+    :func:`release_host_console`). Raises ``KetchError`` (``open /dev/tty: ...``,
+    runc's text) when there is no terminal at all: the container's pty would
+    have no one to talk to.
+    """
+    for fd in (2, 1, 0):
+        if os.isatty(fd):
+            return fd
+    try:
+        return os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KetchError(f"open /dev/tty: {(e.strerror or str(e)).lower()}") from None
+
+
+def release_host_console(fd: int) -> None:
+    """Close what :func:`host_console` opened (never our own stdio)."""
+    if fd > 2:
+        os.close(fd)
+
+
+def clear_onlcr(master: int) -> None:
+    """Turn off NL -> CR NL output mapping on the container's pty, as runc does for
+    a foreground terminal: the caller's own terminal (raw while proxied) or a
+    file receives the container's bytes unchanged. Raises ``OSError``."""
+    attrs = termios.tcgetattr(master)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(master, termios.TCSANOW, attrs)

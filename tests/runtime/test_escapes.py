@@ -479,7 +479,7 @@ def test_exec_env_edge_cases_like_runc(runc: Runtime, ketch: Runtime, make_bundl
     missing ``=``, empty name, and runc's quirk for an empty value (refused alone,
     dropped beside another ``-e``)."""
     bundle = make_bundle(SLEEP, edit=lambda c: c["process"].update(env=["PATH=/bin", "A=0"]))
-    seen = {}
+    seen, said = {}, {}
     for rt in (runc, ketch):
         cid = rt.new_id("execenv")
         assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
@@ -489,11 +489,15 @@ def test_exec_env_edge_cases_like_runc(runc: Runtime, ketch: Runtime, make_bundl
                 rt("exec", "-e", "FOO", cid, "env"),
                 rt("exec", "-e", "=x", cid, "env")]
         seen[rt.name] = [(r.rc, r.out) for r in runs]
+        # the refusals name the flag's value, not an index into the merged env
+        said[rt.name] = [r.msg for r in runs if r.rc]
         assert all("Traceback" not in r.err and len(r.err.strip().splitlines()) <= 1
                    for r in runs), runs
         rt("delete", "-f", cid)
     assert seen["runc"][0] == (0, "PATH=/bin\nA=3\nB=2\nHOME=/root\n")
     assert seen["ketch"] == seen["runc"], seen
+    assert said["ketch"] == said["runc"], said
+    assert 'invalid environment variable: "FOO"' in said["ketch"][1], said
     assert [rc for rc, _ in seen["ketch"]] == [0, 255, 0, 255, 255]
 
 

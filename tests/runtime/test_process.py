@@ -240,6 +240,37 @@ def test_run_terminal_under_script(any_runtime: Runtime, make_bundle, tmp_path: 
     assert b"hi-from-tty\r\n" in text, f"{rt.name}: {text!r}"
 
 
+def test_run_terminal_without_any_terminal(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    """``run`` with ``terminal: true``, no console socket and no terminal anywhere (stdio
+    redirected, no controlling tty): refused before anything is created, as runc does
+    (its proxy needs the caller's terminal to put in raw mode)."""
+    bundle = make_bundle(["echo", "hi"], terminal=True)
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("notty")
+        p = subprocess.run(rt.argv("run", "--bundle", str(bundle), cid), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=20, start_new_session=True)
+        lines = p.stderr.strip().splitlines()
+        seen[rt.name] = (p.returncode, p.stdout, rt.norm(lines[-1] if lines else ""),
+                         rt.state(cid))
+    assert seen["ketch"] == seen["runc"], seen
+    rc, out, msg, state = seen["ketch"]
+    assert (rc, out, state) == (1, "", None) and "open /dev/tty: no such device or address" in msg
+
+
+def test_run_terminal_output_to_a_file(any_runtime: Runtime, make_bundle, tmp_path: Path) -> None:
+    """With a controlling terminal but stdout redirected to a file, the file gets the
+    container's bytes without the pty's CR (runc clears ONLCR on the pty it proxies)."""
+    rt = any_runtime
+    bundle = make_bundle(["sh", "-c", "echo one; echo two"], terminal=True)
+    out = tmp_path / "out"
+    cmd = " ".join(rt.argv("run", "--bundle", str(bundle), rt.new_id("ttyfile")))
+    p = subprocess.run(["script", "-qec", f"{cmd} </dev/null >{out}", "/dev/null"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    assert p.returncode == 0, f"{rt.name}: {p.stdout!r}"
+    assert out.read_bytes() == b"one\ntwo\n", f"{rt.name}: {out.read_bytes()!r}"
+
+
 class ConsoleReceiver:
     """A unix socket that accepts one connection and receives one fd (the pty master)."""
 

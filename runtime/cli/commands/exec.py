@@ -60,9 +60,25 @@ def check_user_ids(user: dict) -> None:
 def _env_flags(values: list[str]) -> list[str]:
     """The ``--env`` values as runc 1.1.5 passes them on: an empty value is dropped
     when some other value is given, and kept (and refused) when it is alone.
-    Every entry is then checked like config.json's ``process.env``."""
+    Each kept entry must be ``NAME=VALUE`` with a non-empty NAME (runc's words on failure)."""
     given = [v for v in values if v]
-    return given if given else values
+    chosen = given if given else values
+    for entry in chosen:
+        # Named by the flag's value, in runc's words: an index into the merged
+        # env (config's entries first) would point the caller at the wrong list.
+        name, sep, _ = entry.partition("=")
+        if not sep:
+            raise ProcessError("unable to start container process: "
+                               f"invalid environment variable: {_go_quote(entry)}")
+        if not name:
+            raise ProcessError("unable to start container process: "
+                               f"environment variable name can't be empty: {_go_quote(entry)}")
+    return chosen
+
+
+def _go_quote(text: str) -> str:
+    """``text`` as Go's %q prints it for plain text (runc's messages quote that way)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def build_process(ctx: Context, template: dict) -> dict:
