@@ -539,22 +539,31 @@ def _copy_manifest(src: Source, dst: Destination, body: bytes, doc: dict, desc: 
     config_bytes = dst.stored_small_blob(config_desc) or src.small_blob(config_desc)
     config = oci.load_json(config_bytes, "image config")
     _check_config(config, doc)
-    dst.put_blob(config_desc, _BytesSource(config_bytes), options.progress)
-    _copy_blobs(src, dst, doc["layers"], options)
+    # the config goes beside the layers (only the manifest must wait for all of them):
+    # its few small requests then overlap the first layer's upload or download
+    _copy_blobs(dst, [(config_desc, _BytesSource(config_bytes)),
+                      *((layer, src) for layer in doc["layers"])], options)
     if top and "platform" not in desc and config.get("os") and config.get("architecture"):
         desc["platform"] = {k: config[k] for k in ("os", "architecture", "variant")
                             if config.get(k)}
     return dst.put_document(body, desc, tag)
 
 
-def _copy_blobs(src: Source, dst: Destination, blobs: list[dict], options: CopyOptions) -> None:
-    unique = list({d["digest"]: d for d in blobs}.values())
+def _copy_blobs(dst: Destination, blobs: list[tuple[dict, Source]],
+                options: CopyOptions) -> None:
+    """Store each ``(descriptor, source)`` blob in ``dst``, ``options.jobs`` at a time
+    (a digest listed twice is copied once, from its first source). In parallel the
+    largest go first: the longest transfers start at once and the small ones fill in."""
+    unique: dict[str, tuple[dict, Source]] = {}
+    for d, s in blobs:
+        unique.setdefault(d["digest"], (d, s))
     if options.jobs <= 1 or len(unique) <= 1:
-        for d in unique:
-            dst.put_blob(d, src, options.progress)
+        for d, s in unique.values():
+            dst.put_blob(d, s, options.progress)
         return
+    ordered = sorted(unique.values(), key=lambda pair: -pair[0]["size"])
     with ThreadPoolExecutor(max_workers=min(options.jobs, len(unique))) as pool:
-        futures = [pool.submit(dst.put_blob, d, src, options.progress) for d in unique]
+        futures = [pool.submit(dst.put_blob, d, s, options.progress) for d, s in ordered]
         for f in as_completed(futures):
             if f.exception() is not None:
                 # the first failure wins; queued blobs are dropped, running ones finish
