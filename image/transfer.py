@@ -6,8 +6,8 @@ image layouts (image-spec image-layout.md, see :mod:`.layout`); ``oci-archive``
 is a layout in a tar file (:mod:`.transports`).
 
 Order (distribution-spec "Pushing manifests": a manifest's blobs, and an
-index's manifests, must exist before it): config and layers first (layers in
-parallel), then the manifest; for an index with ``all_platforms``, each child
+index's manifests, must exist before it): config and layers first (in
+parallel, largest first), then the manifest; for an index with ``all_platforms``, each child
 first, then the index. Without ``all_platforms`` an index is resolved to one
 platform (image-index.md) and the destination gets that manifest only.
 Documents are copied byte for byte, so digests never change. Every blob and
