@@ -23,13 +23,15 @@ import binascii
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ketch.image.errors import AuthError
 from ketch.image.reference import DOCKER_HUB
 from ketch.image.registry.auth import IDENTITY_TOKEN_USER, Credentials
+
+if TYPE_CHECKING:
+    import subprocess
 
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"
 _HELPER_TIMEOUT = 30
@@ -97,6 +99,8 @@ def _save(path: str, doc: dict[str, Any]) -> None:
 
 
 def _helper(name: str, action: str, stdin: str) -> subprocess.CompletedProcess:
+    import subprocess  # only with a helper configured: spares every registry command ~3 ms
+
     program = f"docker-credential-{name}"
     try:
         return subprocess.run([program, action], input=stdin, capture_output=True, text=True,
