@@ -146,13 +146,18 @@ def short_error(e: BaseException) -> str:
 
 
 def _error_text(r: requests.Response) -> str:
-    """The first distribution-spec error (``code: message``) of a response, or its status."""
+    """A response's distribution-spec errors (``code: message``, joined by ``; `` and
+    cut to 400 characters, since the text ends up in a one-line message), or its status."""
     try:
-        body = r.json()
-        err = body["errors"][0]
-        return f"{err.get('code', 'UNKNOWN')}: {err.get('message', '')}".rstrip(": ")
-    except (ValueError, KeyError, IndexError, TypeError):
+        errors = r.json()["errors"]
+        texts = [f"{e.get('code', 'UNKNOWN')}: {e.get('message', '')}".rstrip(": ")
+                 for e in errors]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        texts = []
+    if not texts:
         return f"HTTP {r.status_code} {r.reason or ''}".strip()
+    text = " ".join("; ".join(texts).split())
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 # Answers to an upload step worth another try (RFC 9110 15.6; RFC 6585 4 for 429).

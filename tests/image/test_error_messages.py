@@ -77,3 +77,29 @@ def test_missing_layout_directory_says_so(tmp_path) -> None:
         Layout.open(str(tmp_path / "absent"))
     with pytest.raises(LayoutError, match=r"\(no oci-layout file\)"):
         Layout.open(str(tmp_path))
+
+
+def test_registry_error_body_every_entry_on_one_line() -> None:
+    """Every entry of a distribution-spec error body is shown (the first only hid the
+    rest), whitespace folded so the message stays one line; no body: the status."""
+    from types import SimpleNamespace
+
+    from ketch.image.registry.client import _error_text
+
+    def response(body: object, status: int = 400, reason: str = "Bad Request"):
+        def as_json() -> object:
+            if isinstance(body, Exception):
+                raise body
+            return body
+        return SimpleNamespace(json=as_json, status_code=status, reason=reason)
+
+    two = {"errors": [{"code": "MANIFEST_INVALID", "message": "manifest invalid"},
+                      {"code": "BLOB_UNKNOWN", "message": "blob\nunknown to registry"}]}
+    assert _error_text(response(two)) == \
+        "MANIFEST_INVALID: manifest invalid; BLOB_UNKNOWN: blob unknown to registry"
+    assert _error_text(response({"errors": []})) == "HTTP 400 Bad Request"
+    assert _error_text(response(ValueError("not json"), 502, "Bad Gateway")) == \
+        "HTTP 502 Bad Gateway"
+    assert _error_text(response({"errors": ["odd"]})) == "HTTP 400 Bad Request"
+    long = {"errors": [{"code": "DENIED", "message": "x" * 1000}]}
+    assert len(_error_text(response(long))) == 400
