@@ -9,6 +9,7 @@ rules; error texts are runc's where callers match them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -528,7 +529,23 @@ class Container:
             if ours is not None:
                 ours.close()
         if pid_file:
-            _write_pid_file(pid_file, pid)
+            try:
+                _write_pid_file(pid_file, pid)
+            except BaseException:
+                # a failed exec leaves no process behind (runc kills it too)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                if forwarder is not None:
+                    forwarder.restore()
+                if stdio is not None:
+                    stdio.close()
+                if host_tty is not None:
+                    release_host_console(host_tty)
+                if master is not None:
+                    os.close(master)
+                raise
         if forwarder is None:
             return 0
         forwarder.target(pid, master, host_tty)
@@ -839,8 +856,25 @@ def _host_id(spec: dict, key: str) -> int:
 
 
 def _write_pid_file(path: str, pid: int) -> None:
+    """Write ``pid`` to ``path`` atomically (a dot-file beside it, renamed over it),
+    as runc does. Raises ``KetchError`` in Go's ``open``/``rename`` wording."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+    except OSError as e:
+        raise KetchError(f"open {tmp}: {_strerror(e)}") from None
+    try:
+        if os.path.isdir(path):
+            # Go's os.Rename refuses a directory target with EEXIST (rename(2) says EISDIR)
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+        os.rename(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise KetchError(f"rename {tmp} {path}: {_strerror(e)}") from None
+
+
+def _strerror(e: OSError) -> str:
+    return (e.strerror or str(e)).lower()

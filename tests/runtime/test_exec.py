@@ -69,3 +69,27 @@ def test_exec_failures_exit_255_like_runc(runc: Runtime, ketch: Runtime, make_bu
         rt("delete", "-f", cid)
     assert [rc for rc, _ in seen["runc"]] == [255, 255, 255]
     assert seen["ketch"] == seen["runc"], seen
+
+
+def test_exec_pid_file_failure_leaves_no_process(runc: Runtime, ketch: Runtime, make_bundle,
+                                                 tmp_path) -> None:
+    """A ``--pid-file`` that cannot be written fails the exec (255, Go's open/rename
+    wording) and the started process is killed, detached or not (ketch left it running)."""
+    bundle = make_bundle(SLEEP)
+    (tmp_path / "adir").mkdir()
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("pidf")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        runs = [rt("exec", "-d", "--pid-file", str(tmp_path / "missing" / "p"), cid,
+                   "sleep", "4321"),
+                rt("exec", "--pid-file", str(tmp_path / "adir"), cid, "sleep", "4322")]
+        time.sleep(0.2)
+        left = [line for line in rt("ps", cid).out.splitlines() if "sleep 432" in line]
+        seen[rt.name] = ([(r.rc, r.msg) for r in runs], left)
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"], seen
+    (rc1, msg1), (rc2, msg2) = seen["ketch"][0]
+    assert rc1 == rc2 == 255 and seen["ketch"][1] == []
+    assert msg1 == f"exec failed: open {tmp_path}/missing/.p: no such file or directory"
+    assert msg2 == f"exec failed: rename {tmp_path}/.adir {tmp_path}/adir: file exists"
