@@ -326,6 +326,13 @@ class Container:
                 raise ContainerNotRunningError()
             if not all:
                 self._send(sig, [self.pid])
+                if sig == signal.SIGKILL and self._doc.get("paused"):
+                    # A frozen task dies only once thawed (cgroup v1): thaw for SIGKILL
+                    # alone, as runc does; other signals wait for resume.
+                    with contextlib.suppress(OSError):
+                        self._cgroup().freeze(False)
+                    self._doc["paused"] = False
+                    self._dir.save(self._doc)
                 return
             # runc's signalAllProcesses: freeze so that nothing forks away while the
             # signals go out, then thaw (a paused container too: frozen tasks

@@ -67,3 +67,27 @@ def test_root_that_is_a_file_fails_like_runc(runc: Runtime, ketch: Runtime, tmp_
             r = rt.__class__(rt.name, rt.binary, root_file)(*args)
             assert r.rc == 1 and r.msg == f"mkdir {root_file}: not a directory", r
     assert root_file.read_text() == "x"
+
+
+def test_kill_of_a_paused_container_like_runc(runc: Runtime, ketch: Runtime,
+                                              make_bundle) -> None:
+    """``kill ID KILL`` of a paused container thaws it so the init dies (runc does; ketch
+    left it frozen, "paused", undeletable); any other signal waits for ``resume``."""
+    bundle = make_bundle(["sleep", "1000"])
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("killpaused")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        assert rt("pause", cid).rc == 0
+        term = [rt("kill", cid, "TERM").rc]
+        time.sleep(0.3)
+        term.append(rt.status(cid))
+        kill = [rt("kill", cid, "KILL").rc]
+        deadline = time.monotonic() + 5
+        while rt.status(cid) != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill += [rt.status(cid), rt("delete", cid).rc]
+        rt("delete", "-f", cid)
+        seen[rt.name] = (term, kill)
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"] == ([0, "paused"], [0, "stopped", 0]), seen
