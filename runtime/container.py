@@ -25,7 +25,7 @@ from ketch.runtime.errors import (
     KetchError,
     ProcessError,
 )
-from ketch.runtime.linux.hooks import HookError, hook_state, run_hooks
+from ketch.runtime.linux.hooks import hook_state, run_hooks
 from ketch.runtime.state import StateDir, list_ids
 
 TYPE_CHECKING = False
@@ -196,12 +196,10 @@ class Container:
             state_dir.remove()
             # runtime.md: a failed create continues at delete, whose poststop
             # hooks still run (teardown such as network cleanup depends on it)
-            try:
-                run_hooks(spec, "poststop", hook_state(
-                    {"ociVersion": spec.get("ociVersion", ""), "id": container_id,
-                     "bundle": bundle, "annotations": spec.get("annotations")}, STOPPED, 0))
-            except HookError as e:
-                log.warning(str(e))
+            run_hooks(spec, "poststop", hook_state(
+                {"ociVersion": spec.get("ociVersion", ""), "id": container_id,
+                 "bundle": bundle, "annotations": spec.get("annotations")}, STOPPED, 0),
+                bundle, inherit_env=True, warn=log.warning)
             raise
         finally:
             if console_ours is not None:
@@ -306,13 +304,10 @@ class Container:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._dir.fifo)
             log.debug(f"started container {self.id}: init pid {self.pid} released")
-            try:
-                run_hooks(self._doc["config"], "poststart",
-                          hook_state(self._doc, RUNNING, self.pid))
-            except HookError:
-                # runc 1.1: a failed poststart hook stops the container
-                self._kill_all()
-                raise
+            # runtime.md "Lifecycle": a failing poststart hook is a warning and the
+            # lifecycle goes on (runc 1.1 stops the container instead; the spec wins)
+            run_hooks(self._doc["config"], "poststart", hook_state(self._doc, RUNNING, self.pid),
+                      inherit_env=True, warn=log.warning)
 
     def signal(self, sig: int, all: bool = False) -> None:
         """runtime-spec "kill": send ``sig`` to the init (every process in the
@@ -453,10 +448,9 @@ class Container:
             self._cgroup().destroy()
             self._dir.remove()
             log.debug(f"deleted container {self.id} (was {status})")
-            try:
-                run_hooks(self._doc["config"], "poststop", hook_state(self._doc, STOPPED, 0))
-            except HookError as e:
-                log.warning(str(e))  # runtime.md: a poststop failure is only a warning
+            # runtime.md: a poststop failure is only a warning, the other hooks still run
+            run_hooks(self._doc["config"], "poststop", hook_state(self._doc, STOPPED, 0),
+                      inherit_env=True, warn=log.warning)
 
     def _kill_all(self) -> None:
         _kill_and_wait(self.pid, self._cgroup(), self._doc.get("pid_start"))

@@ -11,6 +11,7 @@ hook runs in is the caller's business: ``prestart``/``createRuntime``/
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from ketch.runtime.errors import KetchError
 
@@ -45,36 +46,58 @@ def preload(spec: dict, kind: str) -> None:
         import subprocess  # noqa: F401
 
 
-def run_hooks(spec: dict, kind: str, state: dict, cwd: str | None = None) -> None:
+def run_hooks(spec: dict, kind: str, state: dict, cwd: str | None = None, *,
+              inherit_env: bool = False, warn: Callable[[str], None] | None = None) -> None:
     """Run every ``kind`` hook of ``spec`` in order (in ``cwd`` if given); raises
-    ``HookError`` on the first failure."""
+    ``HookError`` on the first failure.
+
+    A hook without ``env`` gets an empty environment, or with ``inherit_env`` the
+    runtime's own (runc's hooks are Go commands with a nil ``Env``: the runtime
+    side ones see what the caller gave runc, e.g. PATH). With ``warn``
+    (poststart, poststop: runtime.md "Lifecycle" has a failure there logged as a
+    warning, the remaining hooks and the lifecycle continuing), each failure goes
+    to ``warn`` and the next hook still runs.
+    """
     hooks = hooks_of(spec, kind)
     if not hooks:
         return
-    import subprocess  # only when hooks exist: it costs a few ms to import
-
     data = json.dumps(state, separators=(",", ":")).encode()
     for hook in hooks:
-        path = hook["path"]
-        args = hook.get("args") or [path]
-        timeout = hook.get("timeout")
         try:
-            proc = subprocess.run(args, executable=path, input=data, env=_env(hook),
-                                  capture_output=True, timeout=timeout, close_fds=True, cwd=cwd)
-        except subprocess.TimeoutExpired:
-            raise HookError(f"error running {kind} hook {path}: hook ran past specified timeout of "
-                            f"{float(timeout):.1f}s") from None
-        except OSError as e:
-            raise HookError(f"error running {kind} hook {path}: {e.strerror}") from None
-        if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).decode(errors="replace").strip()
-            status = (f"exit status {proc.returncode}" if proc.returncode > 0
-                      else f"signal {-proc.returncode}")
-            raise HookError(f"error running {kind} hook {path}: {status}"
-                            + (f", stdout/stderr: {detail}" if detail else ""))
+            _run_hook(kind, hook, data, cwd, inherit_env)
+        except HookError as e:
+            if warn is None:
+                raise
+            warn(str(e))
 
 
-def _env(hook: dict) -> dict[str, str]:
+def _run_hook(kind: str, hook: dict, data: bytes, cwd: str | None, inherit_env: bool) -> None:
+    import subprocess  # only when hooks exist: it costs a few ms to import
+
+    path = hook["path"]
+    args = hook.get("args") or [path]
+    timeout = hook.get("timeout")
+    try:
+        proc = subprocess.run(args, executable=path, input=data, env=_env(hook, inherit_env),
+                              capture_output=True, timeout=timeout, close_fds=True, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise HookError(f"error running {kind} hook {path}: hook ran past specified timeout of "
+                        f"{float(timeout):.1f}s") from None
+    except OSError as e:
+        raise HookError(f"error running {kind} hook {path}: {e.strerror}") from None
+    if proc.returncode != 0:
+        status = (f"exit status {proc.returncode}" if proc.returncode > 0
+                  else f"signal {-proc.returncode}")
+        # runc's "stdout: ..., stderr: ..." (each folded to one line here)
+        out, err = (" ".join(b.decode(errors="replace").split())
+                    for b in (proc.stdout, proc.stderr))
+        raise HookError(f"error running {kind} hook {path}: {status}, "
+                        f"stdout: {out}, stderr: {err}")
+
+
+def _env(hook: dict, inherit: bool) -> dict[str, str] | None:
+    if hook.get("env") is None and inherit:
+        return None
     env: dict[str, str] = {}
     for item in hook.get("env") or []:
         name, _, value = item.partition("=")

@@ -92,8 +92,11 @@ def spawn_init(spec: dict, opts: InitOptions, cgroup: CgroupManager,
                 # The OCI validation suite (hooks_stdin) holds prestart hooks to
                 # "created"; runc 1.1 passes "creating" there and we do so for
                 # the hooks that replaced prestart.
-                run_hooks(spec, "prestart", {**state, "status": "created"})
-                run_hooks(spec, "createRuntime", state)
+                # in the bundle, with the runtime's environment, as runc (which
+                # chdirs into the bundle for create/run)
+                run_hooks(spec, "prestart", {**state, "status": "created"}, opts.bundle,
+                          inherit_env=True)
+                run_hooks(spec, "createRuntime", state, opts.bundle, inherit_env=True)
                 parent_end.send(sync.HOOKS_DONE)
             elif msg["type"] == sync.LOG:
                 log(msg.get("level", "info"), msg.get("message", ""))

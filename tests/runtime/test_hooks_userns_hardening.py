@@ -217,3 +217,41 @@ def test_start_container_hook_runs_inside_like_runc(runc: Runtime, ketch: Runtim
         assert "user-process-ran" not in r.out and "error running" in r.err, str(r)
         assert "hook" in r.err and "exit status 3" in r.err, str(r)
     assert seen["ketch"] == seen["runc"]
+
+
+def test_runtime_hooks_get_bundle_cwd_and_runtime_env(runc: Runtime, ketch: Runtime, make_bundle,
+                                                      tmp_path: Path, monkeypatch) -> None:
+    """Hooks without ``env`` run with the runtime's environment (PATH, the caller's
+    variables) and, at create, in the bundle directory, as runc's do (ketch gave them
+    an empty environment and the caller's directory)."""
+    monkeypatch.setenv("KETCH_HOOK_PROBE", "from-the-caller")
+    seen = {}
+    for rt in (runc, ketch):
+        log = tmp_path / f"{rt.name}-env.log"
+        probe = {"path": "/bin/sh", "args": ["sh", "-c", f'echo "$(pwd) $KETCH_HOOK_PROBE '
+                                              f'${{PATH:+has-path}}" >> {log}']}
+        bundle = make_bundle(["true"], name=f"hookenv-{rt.name}",
+                             edit=lambda c, p=probe: c.update(hooks={"createRuntime": [p]}))
+        assert rt("run", "-b", str(bundle), rt.new_id("hookenv")).rc == 0
+        seen[rt.name] = log.read_text().replace(str(bundle), "BUNDLE")
+    assert seen["ketch"] == seen["runc"] == "BUNDLE from-the-caller has-path\n", seen
+
+
+def test_failing_poststart_hook_is_a_warning(ketch: Runtime, make_bundle, tmp_path: Path) -> None:
+    """runtime.md "Lifecycle": a poststart failure is logged as a warning; the other
+    poststart hooks and the container go on (runc 1.1 stops the container instead)."""
+    mark = tmp_path / "second-ran"
+    hooks = [{"path": "/bin/sh", "args": ["sh", "-c", "echo out-text; echo err-text >&2; exit 3"]},
+             {"path": "/bin/sh", "args": ["sh", "-c", f"touch {mark}"]}]
+    bundle = make_bundle(["sleep", "1000"], edit=lambda c: c.update(hooks={"poststart": hooks}))
+    cid = ketch.new_id("poststart")
+    assert ketch("create", "-b", str(bundle), cid).rc == 0
+    r = ketch("start", cid)
+    try:
+        assert r.rc == 0, r
+        assert "level=warning" in r.err and ("error running poststart hook /bin/sh: exit status 3, "
+                                             "stdout: out-text, stderr: err-text") in r.err, r
+        assert mark.exists()
+        assert ketch.status(cid) == "running"
+    finally:
+        ketch("delete", "-f", cid)
