@@ -736,7 +736,9 @@ def _proxy_terminal(master: int, pid: int, host_tty: int | None) -> int:
         attrs[1] |= termios.OPOST
         termios.tcsetattr(host_tty, termios.TCSANOW, attrs)
     code: int | None = None
-    inputs = [0, master]
+    # a caller may have closed our stdin or stdout (runc copies regardless)
+    inputs = [0, master] if _fd_is_open(0) else [master]
+    output_open = _fd_is_open(1)
     try:
         while True:
             try:
@@ -748,9 +750,12 @@ def _proxy_terminal(master: int, pid: int, host_tty: int | None) -> int:
                     data = os.read(master, 65536)
                 except OSError:  # EIO: the slave side is closed
                     data = b""
-                if data:
-                    os.write(1, data)
-                else:
+                if data and output_open:
+                    try:
+                        _write_all(1, data)
+                    except OSError:  # a closed stdout or a reader gone: keep draining
+                        output_open = False
+                elif not data:
                     inputs = [fd for fd in inputs if fd != master]
             if 0 in ready:
                 data = os.read(0, 65536)
@@ -771,6 +776,22 @@ def _proxy_terminal(master: int, pid: int, host_tty: int | None) -> int:
         if host_tty is not None:
             release_host_console(host_tty)
         os.close(master)
+
+
+def _fd_is_open(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def remove_stale_state(root: str, container_id: str) -> None:

@@ -271,6 +271,28 @@ def test_run_terminal_output_to_a_file(any_runtime: Runtime, make_bundle, tmp_pa
     assert out.read_bytes() == b"one\ntwo\n", f"{rt.name}: {out.read_bytes()!r}"
 
 
+def _script_run(rt: Runtime, bundle: Path, redirect: str) -> bytes:
+    cmd = " ".join(rt.argv("run", "--bundle", str(bundle), rt.new_id("ttyclosed")))
+    p = subprocess.run(["script", "-qec", f"{cmd} {redirect}; echo rc=$?", "/dev/null"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+    return p.stdout
+
+
+def test_run_terminal_with_closed_stdin(any_runtime: Runtime, make_bundle) -> None:
+    """A terminal proxied while the caller closed its stdin still runs (ketch failed
+    with "bad file descriptor" from select)."""
+    out = _script_run(any_runtime, make_bundle(["sh", "-c", "echo hi; exit 5"], terminal=True),
+                      "<&-")
+    assert b"hi\r\n" in out and b"rc=5" in out, f"{any_runtime.name}: {out!r}"
+
+
+def test_run_terminal_with_closed_stdout(ketch: Runtime, make_bundle) -> None:
+    """The same with stdout closed: the output is dropped, the status kept (runc
+    1.1.5 races here: exit 5 or "container process is already dead")."""
+    out = _script_run(ketch, make_bundle(["sh", "-c", "echo hi; exit 5"], terminal=True), ">&-")
+    assert b"rc=5" in out and b"hi" not in out, out
+
+
 class ConsoleReceiver:
     """A unix socket that accepts one connection and receives one fd (the pty master)."""
 
