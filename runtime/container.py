@@ -857,9 +857,14 @@ def _reserve_fds(count: int) -> None:
 def _socket_activation(spec: dict) -> int:
     """systemd socket activation passes ``LISTEN_FDS`` fds from 3 on: keep them
     open for the container and tell its process (runc does the same).
-    Returns how many extra fds to preserve."""
+    Returns how many extra fds to preserve.
+
+    Only when ``LISTEN_PID`` names this process (sd_listen_fds(3)): variables
+    inherited from a socket-activated ancestor describe fds that are not ours."""
     try:
         count = int(os.environ.get("LISTEN_FDS", ""))
+        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
+            return 0
     except ValueError:
         return 0
     if count <= 0 or not spec.get("process"):

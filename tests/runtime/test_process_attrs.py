@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from .conftest import Runtime
 
 
@@ -27,14 +29,27 @@ def test_personality_io_priority_scheduler_and_time_offsets(ketch: Runtime, make
     assert policy.split()[-1] == "3"  # SCHED_BATCH
 
 
-def test_listen_fds_are_passed_with_the_environment(ketch: Runtime, make_bundle, tmp_path) -> None:
+@pytest.mark.parametrize("listen_pid", ["ours", "another", "unset"])
+def test_listen_fds_are_passed_with_the_environment(runc: Runtime, ketch: Runtime, make_bundle,
+                                                    tmp_path, listen_pid: str) -> None:
+    """Socket activation: ``LISTEN_FDS`` fds reach the container (with LISTEN_FDS and
+    LISTEN_PID=1) only when ``LISTEN_PID`` is the runtime's own pid, as with runc
+    (ketch also passed fds that an activated ancestor's variables described)."""
     data = tmp_path / "in"
     data.write_text("socket-activated\n")
     bundle = make_bundle(["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"])
-    cid = ketch.new_id("listen")
-    p = subprocess.run(["bash", "-c", f'exec "$@" 3<{data}', "x",
-                        *ketch.argv("run", "-b", str(bundle), cid)],
-                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-                       env={"LISTEN_FDS": "1", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    assert p.returncode == 0, p
-    assert p.stdout == "1 1\nsocket-activated\n"
+    # exec keeps bash's pid for the runtime: $$ is the runtime's pid
+    export = {"ours": "export LISTEN_PID=$$;", "another": "export LISTEN_PID=1;",
+              "unset": ""}[listen_pid]
+    seen = {}
+    for rt in (runc, ketch):
+        p = subprocess.run(["bash", "-c", f'{export} exec "$@" 3<{data}', "x",
+                            *rt.argv("run", "-b", str(bundle), rt.new_id("listen"))],
+                           capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                           env={"LISTEN_FDS": "1", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        seen[rt.name] = (p.returncode, p.stdout)
+    assert seen["ketch"] == seen["runc"], seen
+    if listen_pid == "ours":
+        assert seen["ketch"] == (0, "1 1\nsocket-activated\n")
+    else:
+        assert seen["ketch"][1].startswith("\n"), seen  # no LISTEN_* in the container
