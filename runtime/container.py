@@ -152,6 +152,7 @@ class Container:
                 opts = InitOptions(bundle=bundle, state_dir_fd=dir_fd, no_pivot=no_pivot,
                                    preserve_fds=preserve_fds, debug=debug, hook_state=hook_base,
                                    no_new_keyring=no_new_keyring,
+                                   console_proxied=console_ours is not None,
                                    console_fd=console_theirs.fileno() if console_theirs else None,
                                    stdio=stdio.child_fds if stdio else None)
                 pid = spawn_init(spec, opts, cgroup, log.emit,
@@ -508,6 +509,7 @@ class Container:
                                seccomp=(self._doc["config"].get("linux") or {}).get("seccomp"),
                                state=hook_state(self._doc, RUNNING, self.pid),
                                console_fd=theirs.fileno() if theirs else None,
+                               console_proxied=ours is not None,
                                stdio=stdio.child_fds if stdio else None)
             try:
                 pid = spawn_exec(process, opts, self._cgroup(), log.emit)
@@ -597,19 +599,13 @@ def _close_console_pair(ours: socket.socket | None, theirs: socket.socket | None
 
 
 def _receive_master(ours: socket.socket | None) -> int | None:
-    """The pty master sent back over our end of the pair (None without one), its
-    NL -> CR NL mapping off as runc's proxy has it."""
+    """The pty master sent back over our end of the pair (None without one); its
+    NL -> CR NL mapping is already off (``console_proxied``), as runc's proxy has it."""
     if ours is None:
         return None
-    from ketch.runtime.linux.console import clear_onlcr, receive_master
+    from ketch.runtime.linux.console import receive_master
 
-    master = receive_master(ours)
-    try:
-        clear_onlcr(master)
-    except OSError:
-        os.close(master)
-        raise
-    return master
+    return receive_master(ours)
 
 
 class SignalForwarder:

@@ -42,16 +42,20 @@ def connect_console_socket(path: str) -> socket.socket:
 
 
 def setup_console(sc: Syscalls, console_fd: int, size: dict | None, *,
-                  mount_console: bool = True) -> None:
+                  mount_console: bool = True, clear_onlcr: bool = False) -> None:
     """In the init after pivot_root (or an exec'd process after joining the
     mount namespace): make a pty in the container's devpts, bind its slave
     over ``/dev/console`` (init only), send the master over ``console_fd`` and
-    make the slave the controlling terminal and stdio. Raises ``OSError``.
+    make the slave the controlling terminal and stdio; ``clear_onlcr``: turn off
+    NL -> CR NL now, before the process can write (for a pty the runtime proxies).
+    Raises ``OSError``.
     """
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
     slave_path = f"/dev/pts/{number}"
+    if clear_onlcr:
+        clear_pty_onlcr(master)
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
@@ -140,7 +144,7 @@ def release_host_console(fd: int) -> None:
         os.close(fd)
 
 
-def clear_onlcr(master: int) -> None:
+def clear_pty_onlcr(master: int) -> None:
     """Turn off NL -> CR NL output mapping on the container's pty, as runc does for
     a foreground terminal: the caller's own terminal (raw while proxied) or a
     file receives the container's bytes unchanged. Raises ``OSError``."""

@@ -54,14 +54,15 @@ class InitOptions:
 
     ``state_dir_fd``: an O_PATH fd of ``<root>/<id>``, to reach exec.fifo after
     pivot_root; ``console_fd``: the connected console socket when
-    ``process.terminal`` is true. (A plain class: dataclasses cost ~20 ms of
+    ``process.terminal`` is true; ``console_proxied``: the runtime proxies that
+    pty to its caller (clear ONLCR before anything is written). (A plain class: dataclasses cost ~20 ms of
     imports on the container start path.)
     """
 
     def __init__(self, bundle: str, state_dir_fd: int, *, no_pivot: bool = False,
                  preserve_fds: int = 0, debug: bool = False,
                  console_fd: int | None = None, hook_state: dict | None = None,
-                 no_new_keyring: bool = False,
+                 no_new_keyring: bool = False, console_proxied: bool = False,
                  stdio: tuple[int, int, int] | None = None) -> None:
         self.bundle = bundle
         # the process's ends of the foreground stdio pipes (ketch.runtime.process.stdio)
@@ -71,6 +72,7 @@ class InitOptions:
         self.preserve_fds = preserve_fds
         self.debug = debug
         self.console_fd = console_fd
+        self.console_proxied = console_proxied
         # the state given to hooks run by the init (status and pid filled in)
         self.hook_state = hook_state or {}
         self.no_new_keyring = no_new_keyring
@@ -241,7 +243,8 @@ def _setup(chan: SyncSocket, spec: dict, opts: InitOptions,
                  mount_ns=plan.has("mount"), before_pivot=create_hooks, after_pivot=sysctls,
                  detached=detached)
     if process.get("terminal") and opts.console_fd is not None:
-        setup_console(sc, opts.console_fd, process.get("consoleSize"))
+        setup_console(sc, opts.console_fd, process.get("consoleSize"),
+                      clear_onlcr=opts.console_proxied)
     if spec.get("hostname"):
         sc.sethostname(spec["hostname"])
     if spec.get("domainname"):

@@ -39,12 +39,14 @@ class ExecOptions:
 
     def __init__(self, init_pid: int, *, preserve_fds: int = 0, console_fd: int | None = None,
                  debug: bool = False, seccomp: dict | None = None,
-                 state: dict | None = None,
+                 state: dict | None = None, console_proxied: bool = False,
                  stdio: tuple[int, int, int] | None = None) -> None:
         self.init_pid = init_pid
         self.stdio = stdio  # fds that become the process's 0, 1, 2
         self.preserve_fds = preserve_fds
         self.console_fd = console_fd
+        # the runtime proxies the pty to its caller: ONLCR off before the process runs
+        self.console_proxied = console_proxied
         self.debug = debug
         # the container's linux.seccomp: an exec'd process gets the same filter (runc)
         self.seccomp = seccomp
@@ -95,7 +97,8 @@ def _process_main(chan: SyncSocket, process: dict, opts: ExecOptions) -> None:
         # the host's terminal, no second copy of a Ctrl-C sent to the group).
         os.setsid()
         if process.get("terminal") and opts.console_fd is not None:
-            setup_console(sc, opts.console_fd, process.get("consoleSize"), mount_console=False)
+            setup_console(sc, opts.console_fd, process.get("consoleSize"), mount_console=False,
+                          clear_onlcr=opts.console_proxied)
         set_rlimits(process)
         apply_io_priority(sc, process.get("ioPriority"))
         apply_scheduler(process.get("scheduler"))

@@ -293,6 +293,23 @@ def test_run_terminal_with_closed_stdout(ketch: Runtime, make_bundle) -> None:
     assert b"rc=5" in out and b"hi" not in out, out
 
 
+def test_exec_tty_output_has_one_cr(ketch: Runtime, make_bundle) -> None:
+    """``exec -t`` in the foreground: each NL reaches the caller's terminal as one
+    CR NL, every time (ketch cleared the pty's ONLCR only after the process could
+    already write, and now and then sent CR CR NL). runc 1.1.5 gives the same lines
+    after a stray "^@" echoed by script."""
+    rt = ketch
+    cid = rt.new_id("exectty")
+    assert rt("run", "-d", "-b", str(make_bundle(["sleep", "1000"])), cid).rc == 0
+    try:
+        cmd = " ".join(rt.argv("exec", "-t", cid, "sh", "-c", "'echo ready; echo b'"))
+        outs = {subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=20).stdout for _ in range(8)}
+    finally:
+        rt("delete", "-f", cid)
+    assert outs == {b"ready\r\nb\r\n"}, f"{rt.name}: {outs!r}"
+
+
 class ConsoleReceiver:
     """A unix socket that accepts one connection and receives one fd (the pty master)."""
 
