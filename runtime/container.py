@@ -835,19 +835,17 @@ def list_containers(root: str) -> list[Container]:
 
 
 def _reserve_fds(count: int) -> None:
-    """Hold fds 3 .. 3+count-1 open so that no fd of ours (lock, sockets) lands in
-    the range passed to the container: a caller may ask to preserve an fd it
-    never opened. Empty slots get /dev/null."""
-    for fd in range(3, 3 + count):
+    """Check that fds 3 .. 3+count-1 (``--preserve-fds``, socket activation) are open:
+    a caller asking to preserve an fd it never opened is refused, as runc does
+    (which also keeps our own later fds out of that range).
+
+    Raises ``KetchError`` in runc's words."""
+    for i, fd in enumerate(range(3, 3 + count)):
         try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open("/dev/null", os.O_RDWR)
-            if null != fd:
-                os.dup2(null, fd, inheritable=True)
-                os.close(null)
-            else:
-                os.set_inheritable(fd, True)
+            os.stat(f"/proc/self/fd/{fd}")
+        except OSError as e:
+            raise KetchError(f"unable to stat preserved-fd {i} (of {count}): "
+                             f"stat /proc/self/fd/{fd}: {_strerror(e)}") from None
 
 
 def _socket_activation(spec: dict) -> int:
