@@ -106,7 +106,7 @@ class Container:
         from ketch.runtime.spec.validate import load_config
 
         state_dir = StateDir(root, container_id)
-        bundle = os.path.abspath(bundle)
+        bundle = os.path.realpath(bundle)  # runc records getcwd() after chdir(bundle)
         spec = load_config(bundle)
         from ketch.runtime.linux.lsm import check_lsm
 

@@ -268,3 +268,23 @@ def test_debug_flag_logs_the_lifecycle(ketch: Runtime, make_bundle) -> None:
             if not any(m in line for line in debug)] == [], r.err
     quiet = ketch("run", "--bundle", str(bundle), ketch.new_id("debug"))
     assert quiet.rc == 0 and quiet.err == "", str(quiet)
+
+
+def test_state_of_a_bundle_reached_through_a_symlink(runc: Runtime, ketch: Runtime, make_bundle,
+                                                     tmp_path: Path) -> None:
+    """``state`` with annotations and a bundle named through a symlink: the same keys in
+    the same order as runc's, the bundle resolved (runc records its working directory
+    after chdir into the bundle)."""
+    bundle = make_bundle(["sleep", "1000"], edit=lambda c: c.update(annotations={"k": "v"}))
+    link = tmp_path / "bundle-link"
+    link.symlink_to(bundle)
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("statelink")
+        assert rt("create", "-b", str(link), cid).rc == 0
+        r = rt("state", cid)
+        rt("delete", "-f", cid)
+        st = json.loads(r.out)
+        seen[rt.name] = (list(st), st["bundle"], st["annotations"])
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"][1] == str(bundle.resolve())

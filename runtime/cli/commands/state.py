@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ketch.runtime.cli.app import Context
 
-FIELDS = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner", "annotations")
+FIELDS = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "annotations", "owner")
 
 
 def ordered_state(state: dict) -> dict:
