@@ -179,7 +179,8 @@ def test_state_normalises_order_time_and_annotations(ketch, fake) -> None:
     assert list(__import__("json").loads(out)) == ["ociVersion", "id", "pid", "status", "bundle",
                                                    "rootfs", "created", "annotations", "owner"]
     assert '"pid": 0,' in out and '"created": "2026-01-02T03:04:05.12Z",' in out
-    assert out.endswith('"annotations": {\n    "a": "\\u003c\\u0026\\u003e",\n    "z": "1"\n  }\n}')
+    assert out.endswith('"annotations": {\n    "a": "\\u003c\\u0026\\u003e",\n    "z": "1"\n  },\n'
+                        '  "owner": ""\n}')
 
 
 def test_state_missing(ketch, fake) -> None:
