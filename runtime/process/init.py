@@ -326,7 +326,10 @@ def _enter_cwd(cwd: str, *, filtered: bool) -> None:
     try:
         os.chdir(cwd)
     except OSError as e:
-        raise InitError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
+        # runc's text: Go's %q quoting, the errno text in lower case
+        quoted = '"' + cwd.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        raise InitError(f"chdir to cwd ({quoted}) set in config.json failed: "
+                        f"{(e.strerror or str(e)).lower()}") from e
     try:
         os.getcwd()
     except OSError as e:

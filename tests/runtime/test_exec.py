@@ -93,3 +93,20 @@ def test_exec_pid_file_failure_leaves_no_process(runc: Runtime, ketch: Runtime, 
     assert rc1 == rc2 == 255 and seen["ketch"][1] == []
     assert msg1 == f"exec failed: open {tmp_path}/missing/.p: no such file or directory"
     assert msg2 == f"exec failed: rename {tmp_path}/.adir {tmp_path}/adir: file exists"
+
+
+def test_exec_cwd_failures_in_runcs_words(runc: Runtime, ketch: Runtime, make_bundle) -> None:
+    """``exec --cwd`` to a missing directory or a file: exit 255 and runc's message
+    (Go's quoting, lower-case errno text; ketch printed Python's repr and 'No such')."""
+    bundle = make_bundle(SLEEP)
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("cwdfail")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        seen[rt.name] = [(r.rc, r.msg) for r in (rt("exec", "--cwd", "/nonexist", cid, "true"),
+                                                 rt("exec", "--cwd", "/etc/passwd", cid, "true"))]
+        rt("delete", "-f", cid)
+    assert seen["ketch"] == seen["runc"], seen
+    assert seen["ketch"][0] == (255, 'exec failed: unable to start container process: chdir to '
+                                     'cwd ("/nonexist") set in config.json failed: no such file '
+                                     'or directory')
