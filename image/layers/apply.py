@@ -39,13 +39,8 @@ OPAQUE_WHITEOUT = ".wh..wh..opq"
 # aufs keeps its own bookkeeping under .wh..wh.*; such entries carry no change.
 _AUFS_META_PREFIX = ".wh..wh."
 
-# tarfile's stream reader pulls this much per read and copies the remainder on
-# every header: 64 KiB keeps both the call count and the copies small.
-_TAR_BUFSIZE = 64 * 1024
 # Zero runs at least this long (and aligned to it) become holes in sparse files.
 _SPARSE_CHUNK = 64 * 1024
-# tarfile's stream-mode reader (see _copy_data); None where it is named otherwise.
-_STREAM = getattr(tarfile, "_Stream", None)
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
@@ -95,8 +90,10 @@ class LayerApplier:
         """
         self._reset()
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
-                              bufsize=_TAR_BUFSIZE, tarinfo=FastTarInfo) as tf:
+            # TarFile in read mode over a forward-only reader: what tarfile.open(mode="r|")
+            # builds, minus _Stream, which copies its buffer on every header read.
+            with tarfile.TarFile(fileobj=_ArchiveReader(stream), mode="r", errorlevel=2,
+                                 tarinfo=FastTarInfo) as tf:
                 for count, member in enumerate(tf, 1):
                     if self.max_entries is not None and count > self.max_entries:
                         raise LayerError(
@@ -493,43 +490,68 @@ def _times(member: tarfile.TarInfo) -> tuple[int, int]:
 
 
 def _copy_data(tf: tarfile.TarFile, fd: int, member: tarfile.TarInfo) -> None:
-    """Copy a plain member's data straight from the archive stream into ``fd``.
+    """Copy a plain member's data straight from the archive reader into ``fd``.
 
-    In stream mode tarfile's own reader goes through three buffering layers;
-    reading exactly ``size`` bytes from the stream it wraps is equivalent (its
-    next() skips the block padding that follows) and much cheaper per chunk.
-    Cheaper still, when the wrapper is the ``_Stream`` of CPython 3.11 this
-    was written against: what it has buffered, then the layer stream below it
-    directly (no copy through the wrapper's buffer), its position kept exact.
+    tarfile's own member reader goes through two more buffering layers;
+    reading exactly ``size`` bytes at the reader's position is equivalent (the
+    next header read skips the block padding that follows).
     """
+    reader: _ArchiveReader = tf.fileobj  # type: ignore[assignment]  # see apply()
     remaining = member.size
-    wrapper = tf.fileobj
-    if not (type(wrapper) is _STREAM and wrapper.comptype == "tar"  # type: ignore[union-attr]
-            and isinstance(getattr(wrapper, "buf", None), bytes)
-            and isinstance(getattr(wrapper, "pos", None), int)):
-        read = wrapper.read  # type: ignore[union-attr]
-        while remaining > 0:
-            chunk = read(min(remaining, 1 << 20))
-            if not chunk:
-                raise LayerError(f"{member.name}: unexpected end of the layer archive")
-            _write_all(fd, chunk)
-            remaining -= len(chunk)
-        return
-    buffered = wrapper.buf  # type: ignore[union-attr]
-    if buffered:
-        head = buffered[:remaining]
-        wrapper.buf = buffered[len(head):]  # type: ignore[union-attr]
-        _write_all(fd, head)
-        remaining -= len(head)
-        wrapper.pos += len(head)  # type: ignore[union-attr]
-    read = wrapper.fileobj.read  # type: ignore[union-attr]
+    view = reader.view
     while remaining > 0:
-        chunk = read(min(remaining, 1 << 20))
+        chunk = view(min(remaining, 1 << 20))
         if not chunk:
             raise LayerError(f"{member.name}: unexpected end of the layer archive")
         _write_all(fd, chunk)
         remaining -= len(chunk)
-        wrapper.pos += len(chunk)  # type: ignore[union-attr]
+
+
+class _ArchiveReader:
+    """The uncompressed layer as tarfile's read mode needs it: ``read`` (exactly
+    ``size`` bytes unless the stream ends), ``tell``, and ``seek`` forward only
+    (a backward seek raises ``tarfile.StreamError``, as in ``r|`` mode).
+
+    ``stream``: any binary stream; a :class:`~ketch.image.layers.stream.LayerStream`
+    (its ``read_view``) lets member data reach ``os.write`` without a copy.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._read = stream.read
+        self._read_view = getattr(stream, "read_view", None)
+        self.pos = 0
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int) -> bytes:
+        data = self._read(size)
+        if len(data) < size and data:  # a short read at a piece boundary: go on
+            parts = [data]
+            got = len(data)
+            while got < size:
+                more = self._read(size - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        self.pos += len(data)
+        return data
+
+    def view(self, size: int) -> bytes | memoryview:
+        """Up to ``size`` bytes (fewer at a piece boundary, empty at the end)."""
+        data = self._read_view(size) if self._read_view is not None else self._read(size)
+        self.pos += len(data)
+        return data
+
+    def seek(self, pos: int) -> int:
+        if pos < self.pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self.pos < pos:
+            if not self.view(min(pos - self.pos, 1 << 20)):
+                break
+        return self.pos
 
 
 def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:
@@ -551,7 +573,7 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
     return out
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

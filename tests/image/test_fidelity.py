@@ -283,3 +283,24 @@ def test_both_gzip_decoders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dec
     truncated = _single(tmp_path / "t", gzip.compress(tar, mtime=0)[:-50], sha256(tar))
     with pytest.raises(LayerError, match=r"truncated gzip|corrupt gzip"):
         unpack(str(truncated), "t", str(tmp_path / "b2"))
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_stream_pieces_stay_small_for_compressible_data(kind: str) -> None:
+    # 40 MiB of zeros inflate from one 256 KiB read: the reader must get it in pieces of
+    # at most _PIECE bytes (the queue's memory bound), in order, and the diff_id right.
+    import zstandard
+
+    from ketch.image.layers import stream
+
+    tar = make_tar([F("zeros", bytes(40 << 20)), F("tail", b"end")])
+    blob = (gzip.compress(tar, mtime=0) if kind == "gzip"
+            else zstandard.ZstdCompressor().compress(tar))
+    assert len(blob) < stream._CHUNK
+    with stream.LayerStream(io.BytesIO(blob), sha256(blob), len(blob)) as s:
+        pieces = []
+        while piece := s.read_view(1 << 30):
+            pieces.append(bytes(piece))
+        assert s.finish() == sha256(tar)
+    assert b"".join(pieces) == tar
+    assert max(map(len, pieces)) <= stream._PIECE

@@ -218,8 +218,8 @@ class _Trickle(io.RawIOBase):
 
 @pytest.mark.parametrize("step", [1000, 4096, 70_001, 1 << 22])
 def test_member_data_of_every_size_survives_partial_reads(tmp_path: Path, step: int) -> None:
-    # Member data is copied from below tarfile's stream buffer (apply._copy_data): sizes
-    # around the block size, the 64 KiB buffer and the 1 MiB copy chunk, read in pieces.
+    # Member data is copied straight from the archive reader (apply._copy_data): sizes
+    # around the block size, 64 KiB and the 1 MiB copy chunk, read in pieces.
     sizes = [0, 1, 511, 512, 513, 65_535, 65_536, 65_537, 70_000, (1 << 20) + 3, 3 << 20]
     layer = [D("d")] + [F(f"d/f{n}", bytes((i * 7 + n) % 251 for i in range(n)))
                         for n in sizes] + [F("d/last", b"end")]
