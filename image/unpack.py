@@ -23,6 +23,7 @@ from ketch.image import bundlemeta, oci
 from ketch.image.convert import convert
 from ketch.image.errors import BundleError, DigestError, ImageError, LayerError, ManifestError
 from ketch.image.image import ResolvedImage, resolve
+from ketch.image.layers import mtree
 from ketch.image.layers.apply import LayerApplier
 from ketch.image.layers.ownership import IdMap
 from ketch.image.layers.stream import LayerStream, media_type_compression
@@ -127,10 +128,11 @@ def _prefer_digest_error(stream: LayerStream) -> None:
 
 def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
                  warn: Callable[[str], None] = _ignore,
-                 options: UnpackOptions | None = None) -> None:
+                 options: UnpackOptions | None = None) -> dict[str, mtree.Record]:
     """Apply every layer of ``image`` onto the directory ``rootfs`` in order.
 
-    Raises :class:`LayerError` (hostile entries, diff_id mismatch),
+    Returns the mtree records of the regular files as they were left
+    (:meth:`LayerApplier.recorded_files`, for :func:`mtree.snapshot`). Raises :class:`LayerError` (hostile entries, diff_id mismatch),
     ``DigestError``/``LayoutError`` (missing or corrupt blobs), ``ManifestError``.
     """
     layers = image.manifest["layers"]
@@ -163,6 +165,7 @@ def apply_layers(layout: Layout, image: ResolvedImage, rootfs: str,
                     raise LayerError(f"layer {desc['digest']}: uncompressed digest {actual} "
                                      f"does not match diff_id {diff_id}")
         applier.finish()
+        return applier.recorded_files()
 
 
 def unpack(layout_path: str, tag: str, bundle: str, *, platform: Platform | None = None,
@@ -192,14 +195,15 @@ def _unpack(layout: Layout, tag: str, bundle: str, platform: Platform | None, vo
     try:
         rootfs = os.path.join(bundle, "rootfs")
         os.mkdir(rootfs, 0o755)
-        apply_layers(layout, image, rootfs, warn, opts)
+        files = apply_layers(layout, image, rootfs, warn, opts)
         spec = convert(image.config, rootfs, volumes=volumes, warn=warn, rootless=opts.rootless,
                        uid_map=opts.uid_map, gid_map=opts.gid_map)
         _make_workdir(rootfs, spec["process"]["cwd"])
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(spec, f, indent=2)
             f.write("\n")
-        bundlemeta.record(bundle, image.manifest_descriptor, layout.path, rootless=opts.rootless)
+        bundlemeta.record(bundle, image.manifest_descriptor, layout.path,
+                          mtree.snapshot(rootfs, known=files), rootless=opts.rootless)
     except BaseException:
         _cleanup(bundle, created)
         raise

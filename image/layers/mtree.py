@@ -99,14 +99,21 @@ def record_for(path: str, st: os.stat_result) -> Record:
                   _xattr_digest(path), st.st_ino, st.st_ctime_ns, st.st_nlink)
 
 
-def snapshot(rootfs: str) -> Manifest:
-    """Walk ``rootfs`` (never following symlinks) and return its manifest."""
+def snapshot(rootfs: str, known: dict[str, Record] | None = None) -> Manifest:
+    """Walk ``rootfs`` (never following symlinks) and return its manifest.
+
+    ``known``: records of regular files taken by whoever just wrote them
+    (:meth:`~ketch.image.layers.apply.LayerApplier.recorded_files`), exact as
+    long as the inode they name is still there; one is used instead of an
+    ``lstat`` when the directory entry is a regular file with that inode number.
+    """
     out: Manifest = {"": record_for(rootfs, os.lstat(rootfs))}
+    known = known or {}
     # A loop over a stack of directories rather than nested generators, and regular
     # files and directories (nearly every path) recorded inline: this runs once per
     # unpack and per repack over every path of the rootfs.
     pending = [""]
-    join, listxattr = os.path.join, os.listxattr
+    join, listxattr, lookup = os.path.join, os.listxattr, known.get
     reg, dir_ = stat.S_IFREG, stat.S_IFDIR
     while pending:
         rel = pending.pop()
@@ -114,6 +121,12 @@ def snapshot(rootfs: str) -> Manifest:
         with os.scandir(join(rootfs, rel) if rel else rootfs) as it:
             for e in it:
                 name = prefix + e.name
+                if known:
+                    rec = lookup(name)
+                    if rec is not None and rec.ino == e.inode() and e.is_file(
+                            follow_symlinks=False):
+                        out[name] = rec
+                        continue
                 st = e.stat(follow_symlinks=False)
                 fmt = st.st_mode & 0o170000  # stat.S_IFMT
                 if fmt != reg and fmt != dir_:
