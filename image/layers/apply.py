@@ -254,6 +254,10 @@ class LayerApplier:
                 self._xattrs_fd(fd, member)  # after chown, which clears security.capability
             if not (chmodded or xattrs or self.rootless):
                 self._record_file(fd, key, st)
+            elif self._file_records:
+                # A lower layer's record of this path is stale even if its inode
+                # number came back (ext4 may reuse a freed one).
+                self._file_records.pop("/".join(key), None)
         finally:
             os.close(fd)
 
@@ -262,7 +266,8 @@ class LayerApplier:
         ``fstat`` is ``st``, unless it has xattrs an image keeps (then the walk
         records it)."""
         name = "/".join(key)
-        if any(not x.startswith(mtree.SKIP_XATTR_PREFIXES) for x in os.listxattr(fd)):
+        names = os.listxattr(fd)
+        if names and any(not x.startswith(mtree.SKIP_XATTR_PREFIXES) for x in names):
             self._file_records.pop(name, None)
             return
         self._file_records[name] = mtree.Record(
