@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -76,6 +75,8 @@ class BlobWriter:
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
         os.makedirs(layout.tmp_dir, exist_ok=True)
+        import tempfile  # only writers need it (and its import of random)
+
         fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
@@ -207,6 +208,8 @@ class Layout:
 
     def _write_file(self, name: str, data: bytes) -> None:
         os.makedirs(self.tmp_dir, exist_ok=True)
+        import tempfile  # only writers need it (and its import of random)
+
         fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=name + "-")
         try:
             with os.fdopen(fd, "wb") as f:

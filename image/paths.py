@@ -39,6 +39,10 @@ def clean_name(name: str) -> list[str]:
     """
     if "\0" in name:
         raise LayerError(f"invalid entry name {name!r}: contains NUL")
+    # Most names (after the "./" many tars start with) are clean already.
+    parts = (name[2:] if name.startswith("./") else name).split("/")
+    if "" not in parts and "." not in parts and ".." not in parts:
+        return parts
     out: list[str] = []
     for part in name.split("/"):
         if part in ("", "."):

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from ketch.image.errors import LayerError, PathNotFound
+from ketch.image.layers import mtree
 from ketch.image.layers.ownership import ROOTLESS_XATTR, IdMap, encode_rootless, map_to_host
 from ketch.image.layers.tarheader import FastTarInfo
 from ketch.image.paths import Root, chmod_nofollow, clean_name, remove_nofollow
@@ -39,13 +40,10 @@ OPAQUE_WHITEOUT = ".wh..wh..opq"
 # aufs keeps its own bookkeeping under .wh..wh.*; such entries carry no change.
 _AUFS_META_PREFIX = ".wh..wh."
 
-# tarfile's stream reader pulls this much per read and copies the remainder on
-# every header: 64 KiB keeps both the call count and the copies small.
-_TAR_BUFSIZE = 64 * 1024
 # Zero runs at least this long (and aligned to it) become holes in sparse files.
 _SPARSE_CHUNK = 64 * 1024
-# tarfile's stream-mode reader (see _copy_data); None where it is named otherwise.
-_STREAM = getattr(tarfile, "_Stream", None)
+_DIRTYPE = tarfile.DIRTYPE
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Key = tuple[str, ...]
@@ -76,6 +74,10 @@ class LayerApplier:
         self.max_entries = max_entries
         # rootless: directory modes that would lock the unpacking user out, set last
         self.deferred_modes: dict[Key, int] = {}
+        # The mtree record of each regular file as it was left (see recorded_files()),
+        # and the inodes a hardlink was made to, whose records went stale.
+        self._file_records: dict[str, mtree.Record] = {}
+        self._linked_inodes: set[int] = set()
         self._reset()
 
     def _reset(self) -> None:
@@ -95,8 +97,10 @@ class LayerApplier:
         """
         self._reset()
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2,
-                              bufsize=_TAR_BUFSIZE, tarinfo=FastTarInfo) as tf:
+            # TarFile in read mode over a forward-only reader: what tarfile.open(mode="r|")
+            # builds, minus _Stream, which copies its buffer on every header read.
+            with tarfile.TarFile(fileobj=_ArchiveReader(stream), mode="r", errorlevel=2,
+                                 tarinfo=FastTarInfo) as tf:
                 for count, member in enumerate(tf, 1):
                     if self.max_entries is not None and count > self.max_entries:
                         raise LayerError(
@@ -122,21 +126,27 @@ class LayerApplier:
         try:
             key = (*parent, name)
             cached = self._cached
-            if cached is not None and key == cached[0][:len(key)]:
+            if cached is not None and len(key) <= len(cached[0]) and key == cached[0][:len(key)]:
                 self._drop_cached()  # this entry may replace a directory on the cached path
-            self._note_dir_time(pfd, tuple(parent))
-            if member.isdir():
+            if parent not in self.times:
+                self._note_dir_time(pfd, parent)
+            if member.type == _DIRTYPE:
                 self._directory(pfd, name, key, member)
             else:
                 self._non_directory(tf, pfd, name, key, member)
             self.created.add(key)
-            for i in range(len(key)):
-                self.ancestors.add(key[:i])
+            ancestors = self.ancestors
+            # Deepest first: once one is known, so are all above it.
+            for i in range(len(key) - 1, -1, -1):
+                above = key[:i]
+                if above in ancestors:
+                    break
+                ancestors.add(above)
         finally:
             if owned:
                 os.close(pfd)
 
-    def _parent(self, comps: list[str]) -> tuple[int, str, list[str], bool]:
+    def _parent(self, comps: list[str]) -> tuple[int, str, Key, bool]:
         """``(dir fd, name, physical parent, caller closes fd)`` for an entry.
 
         Sorted layers put siblings next to each other, so the last parent
@@ -148,13 +158,14 @@ class LayerApplier:
         lexical = tuple(comps[:-1])
         cached = self._cached
         if cached is not None and cached[0] == lexical:
-            return cached[1], comps[-1], list(lexical), False
+            return cached[1], comps[-1], lexical, False
         pfd, name, parent = self.root.walk(comps, follow_final=False, create=True)
-        if tuple(parent) != lexical:
-            return pfd, name, parent, True
+        physical = tuple(parent)
+        if physical != lexical:
+            return pfd, name, physical, True
         self._drop_cached()
         self._cached = (lexical, pfd)
-        return pfd, name, parent, False
+        return pfd, name, lexical, False
 
     def _drop_cached(self) -> None:
         if self._cached is not None:
@@ -196,7 +207,7 @@ class LayerApplier:
             self.warn(f"skipping device {member.name!r}: rootless unpack cannot create devices")
             return
         if member.isreg():
-            self._regular(tf, pfd, name, member)
+            self._regular(tf, pfd, name, key, member)
             return
         if member.issym():
             _replacing(pfd, name, lambda: os.symlink(member.linkname, name, dir_fd=pfd))
@@ -209,16 +220,18 @@ class LayerApplier:
         self._metadata(pfd, name, member)
         os.utime(name, ns=_times(member), dir_fd=pfd, follow_symlinks=False)
 
-    def _regular(self, tf: tarfile.TarFile, pfd: int, name: str,
+    def _regular(self, tf: tarfile.TarFile, pfd: int, name: str, key: Key,
                  member: tarfile.TarInfo) -> None:
-        mode = stat.S_IMODE(member.mode)
+        mode = member.mode & 0o7777  # stat.S_IMODE
         # Created with its final permission bits (the write fd works whatever they say),
         # owner and mode then changed only when they differ: most files need neither.
         # (Rootless: owner-writable until the end, or its xattrs could not be set.)
         perms = mode & 0o777 | (0o600 if self.rootless else 0)
-        fd = _replacing(pfd, name, lambda: os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            perms, dir_fd=pfd))
+        try:
+            fd = os.open(name, _CREATE_FLAGS, perms, dir_fd=pfd)
+        except FileExistsError:
+            remove_nofollow(pfd, name)
+            fd = os.open(name, _CREATE_FLAGS, perms, dir_fd=pfd)
         try:
             if member.sparse is not None:
                 src = tf.extractfile(member)
@@ -226,17 +239,53 @@ class LayerApplier:
                     _write_sparse(fd, src, member.size)
             else:
                 _copy_data(tf, fd, member)
+            # Times first (chown, chmod and xattrs leave them alone): when nothing else
+            # is needed, this fstat already shows the file as it stays.
+            os.utime(fd, ns=_times(member))
             st = os.fstat(fd)
             chowned = self._own_fd(fd, member, opened=True, current=st)
-            if self.rootless:
+            xattrs = member.pax_headers  # SCHILY.xattr.* records, if any
+            if xattrs and self.rootless:
                 self._xattrs_fd(fd, member)
-            if chowned or stat.S_IMODE(st.st_mode) != mode:
+            chmodded = chowned or st.st_mode & 0o7777 != mode
+            if chmodded:
                 os.fchmod(fd, mode)  # after chown, which clears setuid/setgid
-            if not self.rootless:
+            if xattrs and not self.rootless:
                 self._xattrs_fd(fd, member)  # after chown, which clears security.capability
-            os.utime(fd, ns=_times(member))
+            if not (chmodded or xattrs or self.rootless):
+                self._record_file(fd, key, st)
+            elif self._file_records:
+                # A lower layer's record of this path is stale even if its inode
+                # number came back (ext4 may reuse a freed one).
+                self._file_records.pop("/".join(key), None)
         finally:
             os.close(fd)
+
+    def _record_file(self, fd: int, key: Key, st: os.stat_result) -> None:
+        """Keep the mtree record of the regular file ``fd`` at ``key`` whose final
+        ``fstat`` is ``st``, unless it has xattrs an image keeps (then the walk
+        records it)."""
+        name = "/".join(key)
+        names = os.listxattr(fd)
+        if names and any(not x.startswith(mtree.SKIP_XATTR_PREFIXES) for x in names):
+            self._file_records.pop(name, None)
+            return
+        self._file_records[name] = mtree.Record(
+            "file", st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, "",
+            "", "", st.st_ino, st.st_ctime_ns, st.st_nlink)
+
+    def recorded_files(self) -> dict[str, mtree.Record]:
+        """``{path relative to the root: mtree record}`` of regular files as this applier
+        left them, for :func:`ketch.image.layers.mtree.snapshot`'s ``known``.
+
+        A record is taken with the file's last ``fstat`` (after its times, owner,
+        mode), so it is what ``lstat`` shows later as long as nothing changes that
+        inode: records of inodes that got a hardlink are left out (the link moved
+        their ctime and nlink); a path removed or replaced by a later entry no longer
+        has the inode of its record, which the snapshot checks. Not kept in rootless
+        mode, nor for files with xattrs an image keeps or that needed a chmod.
+        """
+        return {n: r for n, r in self._file_records.items() if r.ino not in self._linked_inodes}
 
     def _hardlink(self, pfd: int, name: str, key: Key, member: tarfile.TarInfo) -> None:
         target = clean_name(member.linkname)  # refuses names that climb out of the root
@@ -260,6 +309,7 @@ class LayerApplier:
                 raise LayerError(f"refusing hardlink {member.name!r} to a directory")
             remove_nofollow(pfd, name)
             os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+            self._linked_inodes.add(st.st_ino)
         finally:
             os.close(sfd)
 
@@ -365,17 +415,17 @@ class LayerApplier:
         O_PATH (reached via /proc/self/fd). ``current``: its stat, to skip a
         chown that would change nothing.
         """
-        path = f"/proc/self/fd/{fd}"
         if not self.rootless:
             uid = map_to_host(self.uid_map, member.uid, "uid")
             gid = map_to_host(self.gid_map, member.gid, "gid")
-            if current is not None and (current.st_uid, current.st_gid) == (uid, gid):
+            if current is not None and current.st_uid == uid and current.st_gid == gid:
                 return False
             if opened:
                 os.fchown(fd, uid, gid)
             else:
-                os.chown(path, uid, gid)
+                os.chown(f"/proc/self/fd/{fd}", uid, gid)
             return True
+        path = f"/proc/self/fd/{fd}"
         value = encode_rootless(member.uid, member.gid)
         if not (member.isreg() or member.isdir()):
             # Linux allows user.* xattrs only on regular files and directories.
@@ -493,43 +543,68 @@ def _times(member: tarfile.TarInfo) -> tuple[int, int]:
 
 
 def _copy_data(tf: tarfile.TarFile, fd: int, member: tarfile.TarInfo) -> None:
-    """Copy a plain member's data straight from the archive stream into ``fd``.
+    """Copy a plain member's data straight from the archive reader into ``fd``.
 
-    In stream mode tarfile's own reader goes through three buffering layers;
-    reading exactly ``size`` bytes from the stream it wraps is equivalent (its
-    next() skips the block padding that follows) and much cheaper per chunk.
-    Cheaper still, when the wrapper is the ``_Stream`` of CPython 3.11 this
-    was written against: what it has buffered, then the layer stream below it
-    directly (no copy through the wrapper's buffer), its position kept exact.
+    tarfile's own member reader goes through two more buffering layers;
+    reading exactly ``size`` bytes at the reader's position is equivalent (the
+    next header read skips the block padding that follows).
     """
+    reader: _ArchiveReader = tf.fileobj  # type: ignore[assignment]  # see apply()
     remaining = member.size
-    wrapper = tf.fileobj
-    if not (type(wrapper) is _STREAM and wrapper.comptype == "tar"  # type: ignore[union-attr]
-            and isinstance(getattr(wrapper, "buf", None), bytes)
-            and isinstance(getattr(wrapper, "pos", None), int)):
-        read = wrapper.read  # type: ignore[union-attr]
-        while remaining > 0:
-            chunk = read(min(remaining, 1 << 20))
-            if not chunk:
-                raise LayerError(f"{member.name}: unexpected end of the layer archive")
-            _write_all(fd, chunk)
-            remaining -= len(chunk)
-        return
-    buffered = wrapper.buf  # type: ignore[union-attr]
-    if buffered:
-        head = buffered[:remaining]
-        wrapper.buf = buffered[len(head):]  # type: ignore[union-attr]
-        _write_all(fd, head)
-        remaining -= len(head)
-        wrapper.pos += len(head)  # type: ignore[union-attr]
-    read = wrapper.fileobj.read  # type: ignore[union-attr]
+    view = reader.view
     while remaining > 0:
-        chunk = read(min(remaining, 1 << 20))
+        chunk = view(min(remaining, 1 << 20))
         if not chunk:
             raise LayerError(f"{member.name}: unexpected end of the layer archive")
         _write_all(fd, chunk)
         remaining -= len(chunk)
-        wrapper.pos += len(chunk)  # type: ignore[union-attr]
+
+
+class _ArchiveReader:
+    """The uncompressed layer as tarfile's read mode needs it: ``read`` (exactly
+    ``size`` bytes unless the stream ends), ``tell``, and ``seek`` forward only
+    (a backward seek raises ``tarfile.StreamError``, as in ``r|`` mode).
+
+    ``stream``: any binary stream; a :class:`~ketch.image.layers.stream.LayerStream`
+    (its ``read_view``) lets member data reach ``os.write`` without a copy.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._read = stream.read
+        self._read_view = getattr(stream, "read_view", None)
+        self.pos = 0
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int) -> bytes:
+        data = self._read(size)
+        if len(data) < size and data:  # a short read at a piece boundary: go on
+            parts = [data]
+            got = len(data)
+            while got < size:
+                more = self._read(size - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        self.pos += len(data)
+        return data
+
+    def view(self, size: int) -> bytes | memoryview:
+        """Up to ``size`` bytes (fewer at a piece boundary, empty at the end)."""
+        data = self._read_view(size) if self._read_view is not None else self._read(size)
+        self.pos += len(data)
+        return data
+
+    def seek(self, pos: int) -> int:
+        if pos < self.pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self.pos < pos:
+            if not self.view(min(pos - self.pos, 1 << 20)):
+                break
+        return self.pos
 
 
 def _write_sparse(fd: int, src: BinaryIO, size: int) -> None:
@@ -551,7 +626,7 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
     return out
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

@@ -25,6 +25,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ketch.image.errors import ImageError
 
@@ -37,9 +38,12 @@ _TYPES = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link",
           stat.S_IFSOCK: "socket"}
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the manifest keeps about one path (``mtime``/``ctime`` in nanoseconds)."""
+class Record(NamedTuple):
+    """What the manifest keeps about one path (``mtime``/``ctime`` in nanoseconds).
+
+    A named tuple rather than a dataclass: one is built per path on every unpack
+    and repack, and a tuple is several times cheaper to make.
+    """
 
     type: str
     mode: int
@@ -56,20 +60,20 @@ class Record:
 
     def same_metadata(self, other: Record) -> bool:
         """True when every mtree keyword agrees (inode and ctime are not compared)."""
-        return (self.type, self.mode, self.uid, self.gid, self.size, self.mtime, self.link,
-                self.device, self.xattrs) == (other.type, other.mode, other.uid, other.gid,
-                                              other.size, other.mtime, other.link,
-                                              other.device, other.xattrs)
+        return self[:9] == other[:9]
 
 
 Manifest = dict[str, Record]  # "" is the root, else "a/b/c" relative to it
 
 
-def _xattr_digest(path: str) -> str:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return ""
+def _xattr_digest(path: str, names: list[str] | None = None) -> str:
+    """Digest of the xattrs of ``path`` (not followed) that an image keeps; ``names``:
+    its xattr names when already listed."""
+    if names is None:
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError:
+            return ""
     h = hashlib.sha256()
     kept = 0
     for name in sorted(names):
@@ -90,27 +94,55 @@ def record_for(path: str, st: os.stat_result) -> Record:
     link = os.readlink(path) if kind == "link" else ""
     device = (f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}" if kind in ("char", "block")
               else "")
-    return Record(type=kind, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
-                  size=st.st_size if kind == "file" else 0, mtime=st.st_mtime_ns, link=link,
-                  device=device, xattrs=_xattr_digest(path), ino=st.st_ino,
-                  ctime=st.st_ctime_ns, nlink=st.st_nlink)
+    return Record(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                  st.st_size if kind == "file" else 0, st.st_mtime_ns, link, device,
+                  _xattr_digest(path), st.st_ino, st.st_ctime_ns, st.st_nlink)
 
 
-def snapshot(rootfs: str) -> Manifest:
-    """Walk ``rootfs`` (never following symlinks) and return its manifest."""
+def snapshot(rootfs: str, known: dict[str, Record] | None = None) -> Manifest:
+    """Walk ``rootfs`` (never following symlinks) and return its manifest.
+
+    ``known``: records of regular files taken by whoever just wrote them
+    (:meth:`~ketch.image.layers.apply.LayerApplier.recorded_files`), exact as
+    long as the inode they name is still there; one is used instead of an
+    ``lstat`` when the directory entry is a regular file with that inode number.
+    """
     out: Manifest = {"": record_for(rootfs, os.lstat(rootfs))}
-    # A loop over a stack of directories rather than nested generators: this runs
-    # once per unpack and per repack over every path of the rootfs.
+    known = known or {}
+    # A loop over a stack of directories rather than nested generators, and regular
+    # files and directories (nearly every path) recorded inline: this runs once per
+    # unpack and per repack over every path of the rootfs.
     pending = [""]
-    join, is_dir = os.path.join, stat.S_ISDIR
+    join, listxattr, lookup = os.path.join, os.listxattr, known.get
+    reg, dir_ = stat.S_IFREG, stat.S_IFDIR
     while pending:
         rel = pending.pop()
+        prefix = rel + "/" if rel else ""
         with os.scandir(join(rootfs, rel) if rel else rootfs) as it:
             for e in it:
-                name = f"{rel}/{e.name}" if rel else e.name
+                name = prefix + e.name
+                if known:
+                    rec = lookup(name)
+                    if rec is not None and rec.ino == e.inode() and e.is_file(
+                            follow_symlinks=False):
+                        out[name] = rec
+                        continue
                 st = e.stat(follow_symlinks=False)
-                out[name] = record_for(e.path, st)
-                if is_dir(st.st_mode):
+                fmt = st.st_mode & 0o170000  # stat.S_IFMT
+                if fmt != reg and fmt != dir_:
+                    out[name] = record_for(e.path, st)
+                    continue
+                path = e.path
+                try:
+                    xattrs = listxattr(path, follow_symlinks=False)
+                except OSError:
+                    xattrs = []
+                out[name] = Record(
+                    "file" if fmt == reg else "dir", st.st_mode & 0o7777, st.st_uid, st.st_gid,
+                    st.st_size if fmt == reg else 0, st.st_mtime_ns, "", "",
+                    _xattr_digest(path, xattrs) if xattrs else "", st.st_ino, st.st_ctime_ns,
+                    st.st_nlink)
+                if fmt == dir_:
                     pending.append(name)
     return out
 
@@ -146,22 +178,32 @@ def _unescape(text: str) -> str:
     return os.fsdecode(bytes(raw))
 
 
+def _tree_order(name: str) -> str:
+    """Sort key putting paths in tree order (component by component, as
+    ``name.split("/")`` would): "/" becomes NUL, which sorts before every
+    character a name can hold."""
+    return name.replace("/", "\0")
+
+
 def dumps(manifest: Manifest) -> str:
     """The manifest as text: a header line, then one ``PATH key=value ...`` line per path."""
     lines = [HEADER]
-    for name in sorted(manifest, key=lambda n: n.split("/") if n else []):
-        r = manifest[name]
-        fields = [_escape(name) if name else ".", f"type={r.type}", f"mode={r.mode:04o}",
-                  f"uid={r.uid}", f"gid={r.gid}", f"size={r.size}",
-                  f"time={r.mtime // 1_000_000_000}.{r.mtime % 1_000_000_000:09d}"]
-        if r.link:
-            fields.append(f"link={_escape(r.link)}")
-        if r.device:
-            fields.append(f"device={r.device}")
-        if r.xattrs:
-            fields.append(f"xattrs={r.xattrs}")
-        fields += [f"inode={r.ino}", f"ctime={r.ctime}", f"nlink={r.nlink}"]
-        lines.append(" ".join(fields))
+    append = lines.append
+    plain = _PLAIN.fullmatch
+    for name in sorted(manifest, key=_tree_order):
+        (kind, mode, uid, gid, size, mtime, link, device, xattrs, ino, ctime,
+         nlink) = manifest[name]
+        extra = ""
+        if link:
+            extra = f" link={link if plain(link) else _escape(link)}"
+        if device:
+            extra += f" device={device}"
+        if xattrs:
+            extra += f" xattrs={xattrs}"
+        path = (name if plain(name) else _escape(name)) if name else "."
+        sec, nsec = divmod(mtime, 1_000_000_000)
+        append(f"{path} type={kind} mode={mode:04o} uid={uid} gid={gid} size={size} "
+               f"time={sec}.{nsec:09d}{extra} inode={ino} ctime={ctime} nlink={nlink}")
     return "\n".join(lines) + "\n"
 
 

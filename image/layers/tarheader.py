@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import tarfile
+from zlib import adler32 as _adler32
 
 _BLOCK = tarfile.BLOCKSIZE
 # The numeric fields: mode, uid, gid, size, mtime, chksum, devmajor, devminor.
@@ -57,7 +58,11 @@ class FastTarInfo(tarfile.TarInfo):
         except ValueError:
             raise _Unsure from None
         # tarfile also accepts the signed sum some old tars wrote: its parser decides those.
-        if chksum != 256 + sum(buf) - sum(buf[148:156]):
+        # The unsigned sum of the block's bytes with the checksum field as spaces (256 =
+        # 8 * 0x20); a 256-byte half sums to at most 65,280, below Adler-32's modulus, so
+        # its Adler-32 low half is exactly 1 + its byte sum (about 3x cheaper than sum()).
+        if chksum != 254 + (_adler32(buf[:256]) & 0xFFFF) + (_adler32(buf[256:]) & 0xFFFF) \
+                - sum(buf[148:156]):
             raise _Unsure
         try:
             name = buf[0:100].split(b"\0", 1)[0].decode(encoding, errors)
@@ -67,7 +72,11 @@ class FastTarInfo(tarfile.TarInfo):
             prefix = buf[345:500].split(b"\0", 1)[0].decode(encoding, errors)
         except UnicodeError:
             raise _Unsure from None
-        obj = cls()
+        # Every attribute TarInfo.__init__ sets, set once (not __init__'s defaults first).
+        obj = cls.__new__(cls)
+        obj.offset = obj.offset_data = 0
+        obj.sparse = None
+        obj.pax_headers = {}
         obj.name = name
         obj.mode = mode
         obj.uid = uid

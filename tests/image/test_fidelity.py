@@ -283,3 +283,65 @@ def test_both_gzip_decoders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dec
     truncated = _single(tmp_path / "t", gzip.compress(tar, mtime=0)[:-50], sha256(tar))
     with pytest.raises(LayerError, match=r"truncated gzip|corrupt gzip"):
         unpack(str(truncated), "t", str(tmp_path / "b2"))
+
+
+@pytest.mark.parametrize("backlog", [0, 4, 1 << 30])
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_stream_pieces_stay_small_for_compressible_data(
+        kind: str, backlog: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 40 MiB of zeros inflate from one 256 KiB read: the reader must get it in pieces of
+    # at most _PIECE bytes (the queue's memory bound), in order, and the diff_id right
+    # whoever hashes the pieces (backlog 0: the worker hashes each at once; huge: the
+    # reader hashes them while it waits, the worker the rest at the end).
+    import zstandard
+
+    from ketch.image.layers import stream
+
+    monkeypatch.setattr(stream, "_HASH_BACKLOG", backlog)
+
+    tar = make_tar([F("zeros", bytes(40 << 20)), F("tail", b"end")])
+    blob = (gzip.compress(tar, mtime=0) if kind == "gzip"
+            else zstandard.ZstdCompressor().compress(tar))
+    assert len(blob) < stream._CHUNK
+    with stream.LayerStream(io.BytesIO(blob), sha256(blob), len(blob)) as s:
+        pieces = []
+        while piece := s.read_view(1 << 30):
+            pieces.append(bytes(piece))
+        assert s.finish() == sha256(tar)
+    assert b"".join(pieces) == tar
+    assert max(map(len, pieces)) <= stream._PIECE
+
+
+def test_reader_hashes_while_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A slow blob keeps the reader waiting: it hashes the pieces it has already taken,
+    # the worker what is left; the diff_id must come out the same.
+    import threading
+    import time
+
+    from ketch.image.layers import stream
+
+    class SlowBlob(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            time.sleep(0.002)
+            return super().read(size)
+
+    by_reader = []
+    original = stream.LayerStream._hash_backlog
+
+    def counting(self, *args, **kwargs):
+        before = len(self._unhashed)
+        original(self, *args, **kwargs)
+        if threading.current_thread() is threading.main_thread():
+            by_reader.append(before - len(self._unhashed))
+
+    monkeypatch.setattr(stream.LayerStream, "_hash_backlog", counting)
+    monkeypatch.setattr(stream, "_CHUNK", 16 << 10)
+    tar = make_tar([F(f"f{i}", os.urandom(50_000)) for i in range(40)])
+    blob = gzip.compress(tar, mtime=0)
+    with stream.LayerStream(SlowBlob(blob), sha256(blob), len(blob)) as s:
+        out = []
+        while piece := s.read_view(1 << 20):
+            out.append(bytes(piece))
+        assert s.finish() == sha256(tar)
+    assert b"".join(out) == tar
+    assert sum(by_reader) > 0

@@ -218,8 +218,8 @@ class _Trickle(io.RawIOBase):
 
 @pytest.mark.parametrize("step", [1000, 4096, 70_001, 1 << 22])
 def test_member_data_of_every_size_survives_partial_reads(tmp_path: Path, step: int) -> None:
-    # Member data is copied from below tarfile's stream buffer (apply._copy_data): sizes
-    # around the block size, the 64 KiB buffer and the 1 MiB copy chunk, read in pieces.
+    # Member data is copied straight from the archive reader (apply._copy_data): sizes
+    # around the block size, 64 KiB and the 1 MiB copy chunk, read in pieces.
     sizes = [0, 1, 511, 512, 513, 65_535, 65_536, 65_537, 70_000, (1 << 20) + 3, 3 << 20]
     layer = [D("d")] + [F(f"d/f{n}", bytes((i * 7 + n) % 251 for i in range(n)))
                         for n in sizes] + [F("d/last", b"end")]
@@ -230,3 +230,35 @@ def test_member_data_of_every_size_survives_partial_reads(tmp_path: Path, step: 
         assert (tmp_path / "r" / "d" / f"f{n}").read_bytes() == bytes(
             (i * 7 + n) % 251 for i in range(n)), n
     assert (tmp_path / "r" / "d" / "last").read_bytes() == b"end"
+
+
+def test_clean_name_fast_path_agrees_with_the_component_walk() -> None:
+    # clean_name returns most names straight from split("/"); every name built from
+    # tricky components must give what the component-by-component walk gives.
+    import itertools
+
+    from ketch.image.paths import clean_name
+
+    def walk(name: str) -> list[str] | None:
+        out: list[str] = []
+        for part in name.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not out:
+                    return None
+                out.pop()
+                continue
+            out.append(part)
+        return out
+
+    parts = ["", ".", "..", "a", "b.", "..c", "..."]
+    for n in range(1, 5):
+        for combo in itertools.product(parts, repeat=n):
+            name = "/".join(combo)
+            expected = walk(name)
+            if expected is None:
+                with pytest.raises(LayerError):
+                    clean_name(name)
+            else:
+                assert clean_name(name) == expected, name

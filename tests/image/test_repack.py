@@ -16,9 +16,24 @@ from pathlib import Path
 
 import pytest
 
+from ketch.image import bundlemeta
+from ketch.image.layers import mtree
 from ketch.image.repack import diff_bundle, repack
 
-from .helpers import CHR, FIFO, MTIME, D, F, H, L, LayoutBuilder, layout_tags, listing, run_ki
+from .helpers import (
+    CHR,
+    FIFO,
+    MTIME,
+    WH,
+    D,
+    F,
+    H,
+    L,
+    LayoutBuilder,
+    layout_tags,
+    listing,
+    run_ki,
+)
 
 BASE = [
     D("./", 0o755),
@@ -140,6 +155,44 @@ def test_round_trip_every_change_kind(base_layout: Path, tmp_path: Path) -> None
     assert "gone/deep/f" not in names and not any(n.startswith("replace/sub") for n in names)
     # unchanged files are not in the layer
     assert "bin/tool" not in names and "dev/null" not in names
+
+
+def _with_xattr(entry, name: str, value: str):
+    entry.info.pax_headers = {f"SCHILY.xattr.{name}": value}
+    return entry
+
+
+# A second and third layer that touch files of BASE every way an applier can: replaced,
+# hardlinked to (ctime and nlink of the target move), a link sibling whited out, turned
+# into a directory, an opaque directory, owner and mode changes, xattrs, setuid.
+UPPER = [
+    D("etc"), F("etc/motd", b"replaced\n"), H("etc/motd-link", "etc/motd"),
+    F("etc/new", b"n", 0o2755), F("etc/owned", b"o", uid=5, gid=6),
+    D("data", 0o750, uid=1000, gid=1000), WH("data/.wh.a-link"), D("data/c"),
+    D("replace"), WH("replace/.wh..wh..opq"), F("replace/fresh", b"fresh"),
+    H("bin/tool-link", "bin/tool"),
+]
+TOP = [D("etc"), H("etc/issue", "etc/new"), F("etc/motd-link", b"unlinked again")]
+
+
+@pytest.mark.parametrize("rootless", [False, True])
+def test_recorded_manifest_is_a_fresh_walk(tmp_path: Path, rootless: bool) -> None:
+    # unpack records regular files from the extraction itself (LayerApplier's records,
+    # not an lstat each); what it writes must be exactly what a walk of the rootfs gives.
+    layout = tmp_path / "layout"
+    b = LayoutBuilder(str(layout))
+    xattrs = _user_xattrs_supported(tmp_path)
+    upper = [*UPPER, _with_xattr(F("etc/noted", b"x"), "user.note", "v")] if xattrs else UPPER
+    b.tag("t", b.image([BASE, upper, TOP]))
+    bundle = tmp_path / "bundle"
+    run_ki("unpack", *(["--rootless"] if rootless else []), f"{layout}:t", str(bundle))
+    _, recorded = bundlemeta.load(str(bundle))
+    fresh = mtree.snapshot(str(bundle / "rootfs"))
+    assert recorded == fresh
+    assert os.lstat(bundle / "rootfs/etc/new").st_nlink == 2
+    assert (bundle / "rootfs/etc/motd-link").read_bytes() == b"unlinked again"
+    changes, _ = diff_bundle(str(bundle))
+    assert changes.empty()
 
 
 def test_no_change_adds_no_layer_and_is_reproducible(base_layout: Path, tmp_path: Path,
