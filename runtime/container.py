@@ -110,6 +110,9 @@ class Container:
         from ketch.runtime.linux.lsm import check_lsm
 
         check_lsm(spec, log.warning)
+        from ketch.runtime.spec.semantics import absolute_mount_destinations
+
+        absolute_mount_destinations(spec, log.warning)
         seccomp = (spec.get("linux") or {}).get("seccomp")
         if seccomp:
             from ketch.runtime.linux.seccomp import build_filter
