@@ -64,7 +64,7 @@ def test_lsm_flags_set_the_process_fields_and_ignore_paused_and_cgroup_are_passe
     from ketch.runtime.linux import lsm
 
     # what reaches the backend, whatever this host's LSMs are
-    monkeypatch.setattr(lsm, "check_exec_lsm", lambda process: None)
+    monkeypatch.setattr(lsm, "check_exec_lsm", lambda process, label=None: None)
     fake.add("c1")
     assert ketch("exec", "--apparmor", "prof", "--process-label", "lab", "--ignore-paused",
                  "--cgroup", "pids,memory:a", "--cgroup", "cpu:/b", "c1", "true").rc == 0

@@ -183,3 +183,18 @@ def test_relative_path_entries_refused_like_runc(path: str, runc: Runtime, ketch
     assert seen["runc"][1][2].endswith(
         'exec: "echo": cannot run executable found relative to current directory'), seen
     assert seen["ketch"] == seen["runc"], seen
+
+
+def test_exec_into_a_container_created_with_a_label_still_works(ketch: Runtime, make_bundle) -> None:
+    """Without SELinux, create only warns about ``process.selinuxLabel``; exec, which
+    starts from that process, must not then refuse the same label."""
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("host has SELinux: create refuses labels")
+    bundle = make_bundle(SLEEP, edit=lambda c: c["process"].update(selinuxLabel="x_u:x_r:x_t:s0"))
+    cid = ketch.new_id("ownlabel")
+    assert ketch("run", "-d", "-b", str(bundle), cid).rc == 0
+    own = ketch("exec", cid, "echo", "ok")
+    other = ketch("exec", "--process-label", "y_u:y_r:y_t:s0", cid, "echo", "ok")
+    ketch("delete", "-f", cid)
+    assert (own.rc, own.out) == (0, "ok\n"), own
+    assert other.rc == 255 and "selinux is disabled" in other.msg, other

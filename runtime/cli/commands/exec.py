@@ -156,8 +156,10 @@ def _exec(ctx: Context) -> int:
     sub_cgroups = sub_cgroup_paths(list(o["cgroup"] or ()))  # type: ignore[call-overload]
     cid = container_id(ctx)
     container = backend.get().Container.load(ctx.root, cid)
-    process = build_process(ctx, container.process_template())
-    check_exec_lsm(process)
+    template = container.process_template()
+    container_label = template.get("selinuxLabel")
+    process = build_process(ctx, template)
+    check_exec_lsm(process, container_label)
     preserve = o["preserve-fds"]
     return int(container.exec(
         process,
