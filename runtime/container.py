@@ -111,6 +111,9 @@ class Container:
         from ketch.runtime.linux.lsm import check_lsm
 
         check_lsm(spec, log.warning)
+        from ketch.runtime.spec.semantics import absolute_mount_destinations
+
+        absolute_mount_destinations(spec, log.warning)
         seccomp = (spec.get("linux") or {}).get("seccomp")
         if seccomp:
             from ketch.runtime.linux.seccomp import build_filter
@@ -475,9 +478,14 @@ class Container:
 
     def exec(self, process: dict, *, detach: bool = False, pid_file: str | None = None,
              console_socket: str | None = None, preserve_fds: int = 0,
-             debug: bool = False) -> int:
+             debug: bool = False, ignore_paused: bool = False,
+             sub_cgroups: dict[str, str] | None = None) -> int:
         """Run ``process`` (a runtime-spec ``process`` object) inside the container,
         in all its namespaces and its cgroup (runc ``exec``).
+
+        ``ignore_paused``: exec into a paused container too (the process waits,
+        frozen, until ``resume``); ``sub_cgroups``: join these existing sub-cgroups
+        of the container's instead (``CgroupManager.sub_cgroups``).
 
         Returns 0 once started with ``detach``, else the process's exit code
         (128+N when killed by signal N). Raises ``ConfigError`` for an invalid
@@ -493,9 +501,11 @@ class Container:
         status = self.status()
         if status == STOPPED:
             raise InvalidStateError("cannot exec in a stopped container")
-        if status == PAUSED:
+        if status == PAUSED and not ignore_paused:
             # the new process would join the frozen cgroup and freeze before exec
-            raise InvalidStateError("cannot exec in a paused container")
+            raise InvalidStateError("cannot exec in a paused container "
+                                    "(use --ignore-paused to override)")
+        cgroup = self._cgroup().sub_cgroups(sub_cgroups) if sub_cgroups else self._cgroup()
         _reserve_fds(preserve_fds)
         ours, theirs, host_tty = _console_pair(bool(process.get("terminal")), console_socket,
                                                detach)
@@ -512,7 +522,7 @@ class Container:
                                console_proxied=ours is not None,
                                stdio=stdio.child_fds if stdio else None)
             try:
-                pid = spawn_exec(process, opts, self._cgroup(), log.emit)
+                pid = spawn_exec(process, opts, cgroup, log.emit)
                 log.debug(f"exec in container {self.id}: pid {pid} runs {process.get('args')}")
             finally:
                 if theirs is not None:

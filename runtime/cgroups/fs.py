@@ -6,7 +6,8 @@ Linux cgroup v1 (one hierarchy per controller set) and v2 (unified), and
 relative to the runtime's own cgroup, on v2 to its parent as runc does; runc
 uses the container ID when unset).
 This module only creates, joins, lists and removes cgroups; resource limits
-belong to the resource drivers.
+belong to the resource drivers. ``exec --cgroup`` (runc 1.1) places a process
+in an existing sub-cgroup of the container's: ``CgroupManager.sub_cgroups``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import errno
 import os
 import time
 
-from ketch.runtime.errors import ConfigError
+from ketch.runtime.errors import ConfigError, ProcessError
 
 
 class Hierarchy:
@@ -151,6 +152,33 @@ class CgroupManager:
                 _inherit_cpuset(target)
             self.paths[h.mount_point] = target
 
+    def sub_cgroups(self, sub: dict[str, str]) -> SubCgroups:
+        """The container's cgroup with existing sub-cgroups in place of it, for an
+        ``exec``'d process (runc 1.1 ``exec --cgroup``).
+
+        ``sub``: controller name (``pids``, ``name=systemd``...) -> path below the
+        container's cgroup in that controller's hierarchy; the key ``""`` gives one
+        path for every hierarchy (the only form on a cgroup v2 host). Nothing is
+        created: joining a missing one fails in ``add``. Raises ``ProcessError`` in
+        runc's words for a controller the container has no cgroup for, or a path
+        that leads out of the container's cgroup.
+        """
+        paths = dict(self.paths)
+        if "" in sub:
+            for mount_point, base in self.paths.items():
+                paths[mount_point] = _below(base, sub[""])
+        else:
+            # runc's keys: each v1 controller (co-mounted ones share a directory);
+            # a cgroup2 hierarchy has none but "" (v1 names it only through "")
+            owner = {c: h.mount_point for h in hierarchies() if h.mount_point in self.paths
+                     for c in h.controllers}
+            for controller, add in sub.items():
+                if controller not in owner:
+                    raise ProcessError("unable to create new parent process: unknown controller "
+                                       f"{controller} in SubCgroupPaths")
+                paths[owner[controller]] = _below(self.paths[owner[controller]], add)
+        return SubCgroups(self.cgroup_path, paths)
+
     def add(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup in every hierarchy. Raises ``OSError``."""
         for path in self.paths.values():
@@ -219,6 +247,41 @@ class CgroupManager:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:
                         break
                     time.sleep(0.01)
+
+
+class CgroupJoinError(OSError):
+    """Joining an ``exec --cgroup`` sub-cgroup failed; ``str`` is runc's message."""
+
+    def __str__(self) -> str:
+        return str(self.args[-1])
+
+
+class SubCgroups(CgroupManager):
+    """``CgroupManager.sub_cgroups``: only ``add`` is meant to be used."""
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into each sub-cgroup. Raises ``CgroupJoinError`` (an
+        ``OSError``) naming the pid and the file, as runc does."""
+        for path in self.paths.values():
+            procs = os.path.join(path, "cgroup.procs")
+            try:
+                with open(procs, "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                # Go's errno text: the C library's, first letter lowercased
+                text = os.strerror(e.errno or 0)
+                raise CgroupJoinError(e.errno, f"error adding pid {pid} to cgroups: failed to "
+                                      f"write {pid}: openat2 {procs}: "
+                                      f"{text[:1].lower() + text[1:]}") from e
+
+
+def _below(base: str, add: str) -> str:
+    """``add`` joined to ``base`` as Go's ``path.Join`` does (an absolute ``add`` is
+    still below ``base``); ``ProcessError`` if the result is not ``base`` or below it."""
+    joined = os.path.normpath(base + "/" + add)
+    if joined != base and not joined.startswith(base.rstrip("/") + "/"):
+        raise ProcessError(f"unable to create new parent process: {add} is not a sub cgroup path")
+    return joined
 
 
 def _inherit_cpuset(path: str) -> None:

@@ -24,6 +24,7 @@ from ketch.runtime.cli.flags import (
     DURATION,
     HELP,
     INT,
+    INT64_SLICE,
     SLICE,
     STRING,
     Flag,
@@ -104,13 +105,19 @@ COMMANDS: dict[str, Command] = {c.name: c for c in sorted((
         Flag(("env", "e"), SLICE, usage="set environment variables"),
         Flag(("tty", "t"), BOOL, usage="allocate a pseudo-TTY"),
         Flag(("user", "u"), usage="UID (format: <uid>[:<gid>])"),
-        Flag(("additional-gids", "g"), SLICE, usage="additional gids"),
+        Flag(("additional-gids", "g"), INT64_SLICE, usage="additional gids"),
         Flag(("process", "p"), usage="path to the process.json"),
         Flag(("detach", "d"), BOOL, usage="detach from the container's process"),
         _PID_FILE,
+        Flag(("process-label",), usage="set the asm process label for the process commonly used"
+             " with selinux"),
+        Flag(("apparmor",), usage="set the apparmor profile for the process"),
         Flag(("no-new-privs",), BOOL, usage="set the no new privileges value for the process"),
         Flag(("cap", "c"), SLICE, usage="add a capability to the bounding set for the process"),
         _PRESERVE,
+        Flag(("cgroup",), SLICE, usage="run the process in an (existing) sub-cgroup(s). Format is"
+             " [<controller>:]<cgroup>."),
+        Flag(("ignore-paused",), BOOL, usage="allow exec in a paused container"),
     ], [(MIN, 1)], reorder=False),
     Command("features", [], [(EXACT, 0)]),
     Command("kill", [Flag(("all", "a"), BOOL, usage="send the specified signal to all processes"

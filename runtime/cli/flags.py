@@ -27,12 +27,16 @@ flag: b bundle``).
 
 from __future__ import annotations
 
+import re
+
 from ketch.runtime.cli.gofmt import quote
 
 BOOL, STRING, INT, SLICE, DURATION = "bool", "string", "int", "slice", "duration"
+INT64_SLICE = "int64slice"
 _TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
 _FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
 _INT64_MAX = (1 << 63) - 1
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 class FlagError(Exception):
@@ -43,7 +47,8 @@ class Flag:
     """One urfave flag: ``names`` (the first is the canonical one), a kind
     (``BOOL``/``STRING``/``INT``, ``DURATION``: Go's ``time.Duration``, parsed to
     seconds as a float, or ``SLICE``: urfave's StringSlice, each use appends a
-    value), a default and the help line's text."""
+    value; ``INT64_SLICE``: urfave's Int64Slice, each use appends
+    ``strconv.ParseInt(value, 10, 64)``), a default and the help line's text."""
 
     __slots__ = ("default", "hidden", "kind", "names", "usage")
 
@@ -52,7 +57,8 @@ class Flag:
         self.names = names
         self.kind = kind
         if default is None:
-            default = {BOOL: False, STRING: "", INT: 0, SLICE: (), DURATION: 0.0}[kind]
+            default = {BOOL: False, STRING: "", INT: 0, SLICE: (), INT64_SLICE: (),
+                       DURATION: 0.0}[kind]
         self.default = default
         self.usage = usage
         self.hidden = hidden
@@ -276,6 +282,16 @@ def parse(flags: list[Flag], args: list[str]) -> Parsed:
                 i += 1
             if flag.kind == SLICE:
                 raw[name] = (*raw.get(name, ()), value)  # type: ignore[misc]
+            elif flag.kind == INT64_SLICE:
+                # urfave's Int64Slice.Set: strconv.ParseInt(value, 10, 64), whose
+                # own error Go's flag package wraps
+                why = ("invalid syntax" if not _DECIMAL.fullmatch(value)
+                       else "value out of range" if not -_INT64_MAX - 1 <= int(value) <= _INT64_MAX
+                       else "")
+                if why:
+                    raise FlagError(f"invalid value {quote(value)} for flag -{name}: "
+                                    f"strconv.ParseInt: parsing {quote(value)}: {why}")
+                raw[name] = (*raw.get(name, ()), int(value))  # type: ignore[misc]
             elif flag.kind == DURATION:
                 try:
                     raw[name] = parse_duration(value)

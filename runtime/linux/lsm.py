@@ -51,6 +51,26 @@ def check_lsm(spec: dict, warn: Callable[[str], None]) -> None:
         warn(f"{field} is ignored: SELinux is not enabled on this host")
 
 
+def check_exec_lsm(process: dict, container_label: str | None = None) -> None:
+    """Refuse what an ``exec``'d ``process`` asks of an LSM this host cannot honour.
+
+    ``process``: the runtime-spec ``process`` object (``exec --apparmor`` and
+    ``--process-label`` set ``apparmorProfile`` and ``selinuxLabel``);
+    ``container_label``: the container's own ``process.selinuxLabel``. A profile
+    without AppArmor gets ``create``'s error; a new label without SELinux is
+    refused in runc's words, as runc's exec refuses it. The container's own
+    label passes: ``create`` already reported it (``check_lsm``), and refusing
+    it would refuse every exec into that container. Raises ``KetchError``.
+    """
+    if process.get("apparmorProfile") and not apparmor_enabled():
+        raise KetchError("apparmor profile requested but AppArmor is not enabled on this host")
+    if process.get("selinuxLabel") and process["selinuxLabel"] != container_label:
+        if not selinux_enabled():
+            raise KetchError("selinux label is specified in config, but selinux is disabled "
+                             "or not supported")
+        raise KetchError("process.selinuxLabel: SELinux labels are not supported yet")
+
+
 def apply_apparmor(profile: str | None, sc: Syscalls | None = None) -> None:
     """Ask for ``profile`` at the next execve; raises ``KetchError``.
 

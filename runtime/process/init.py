@@ -397,6 +397,12 @@ def _look_path(name: str, path: str) -> str:
     for directory in path.split(":"):
         candidate = os.path.join(directory or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            if not os.path.isabs(candidate):
+                # Go's exec.ErrDot (runc 1.1.5 is built with Go >= 1.19): a PATH
+                # entry relative to the cwd would let whatever directory the
+                # process starts in choose the program
+                raise InitError(f'exec: "{name}": cannot run executable found relative to '
+                                "current directory")
             return candidate
     raise InitError(f'exec: "{name}": executable file not found in $PATH')
 

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 
 from ketch.runtime import syscalls
-from ketch.runtime.cgroups.fs import CgroupManager
+from ketch.runtime.cgroups.fs import CgroupJoinError, CgroupManager
 from ketch.runtime.errors import ProcessError
 from ketch.runtime.linux import idmap
 from ketch.runtime.linux.hooks import run_hooks
@@ -48,7 +48,8 @@ def _fork_stage1(stage1: Callable[[SyncSocket], None],
 
 
 def _start_failure(err: SyncError | OSError) -> ProcessError:
-    reason = str(err) if isinstance(err, SyncError) else f"{err.strerror}: {err.filename}"
+    reason = (str(err) if isinstance(err, (SyncError, CgroupJoinError))
+              else f"{err.strerror}: {err.filename}")
     # runc's wording; callers such as containerd show it to users as is
     return ProcessError(f"unable to start container process: {reason}")
 

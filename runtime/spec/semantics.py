@@ -9,8 +9,9 @@ rules here check meaning, mirroring runc (``libcontainer/configs/validate``,
 - ``config.md#process``: ``args`` non-empty, ``cwd`` absolute, ``env`` entries
   ``NAME=VALUE`` with a non-empty name and no NUL, no NUL in ``args``, no duplicate ``rlimits`` type,
   scheduler fields that fit the policy (``sched_setattr(2)``);
-- ``config.md#mounts``: ``destination`` absolute (runc only warns on relative
-  destinations, which the spec deprecates; Ketch refuses them) and NUL-free;
+- ``config.md#mounts``: ``destination`` NUL-free; a relative one, which the
+  spec deprecates, is accepted as runc 1.1 accepts it (below the container's
+  ``/``, with runc's warning: ``absolute_mount_destinations``);
 - ``config.md#posix-platform-hooks``: hook ``path`` absolute, hook ``env`` as above.
 
 Linux rules (``config-linux.md``) live in ``semantics_linux``.  Every rule raises
@@ -19,6 +20,8 @@ schema check (``validate.validate_config`` runs both, in that order).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ketch.runtime.errors import ConfigError
 from ketch.runtime.spec import semantics_linux
@@ -122,8 +125,23 @@ def _check_mounts(mounts: list) -> None:
         for name in ("destination", "source"):
             if "\0" in mount.get(name, ""):
                 raise ConfigError(f"mounts[{i}].{name}", "must not contain a NUL byte")
-        if not mount["destination"].startswith("/"):
-            raise ConfigError(f"mounts[{i}].destination", "must be an absolute path")
+
+
+def absolute_mount_destinations(doc: dict, warn: Callable[[str], None]) -> None:
+    """Make each relative ``mounts[].destination`` of a validated ``doc`` absolute,
+    in place, calling ``warn`` with runc 1.1's message for it.
+
+    config.md "Mounts": a relative destination is deprecated; runc 1.1 mounts it
+    relative to the container's ``/``. Prefixing ``/`` means the same, and the
+    mount is then resolved in-root like every other destination (``..`` cannot
+    leave the rootfs). Raises nothing.
+    """
+    for mount in doc.get("mounts") or []:
+        dest = mount["destination"]
+        if not dest.startswith("/"):
+            warn(f"mount destination {dest} is not absolute. Support for non-absolute mount "
+                 "destinations will be removed in a future release.")
+            mount["destination"] = "/" + dest
 
 
 def _check_hooks(hooks: dict) -> None:

@@ -57,3 +57,44 @@ def test_detach_and_pid_file_are_passed(ketch, fake) -> None:
     assert ketch("exec", "-d", "--pid-file", "/p", "c1", "true").rc == 0
     kwargs = next(c for c in fake.calls if c[0] == "exec")[3]
     assert kwargs["detach"] is True and kwargs["pid_file"] == "/p"
+
+
+def test_lsm_flags_set_the_process_fields_and_ignore_paused_and_cgroup_are_passed(
+        ketch, fake, monkeypatch) -> None:
+    from ketch.runtime.linux import lsm
+
+    # what reaches the backend, whatever this host's LSMs are
+    monkeypatch.setattr(lsm, "check_exec_lsm", lambda process, label=None: None)
+    fake.add("c1")
+    assert ketch("exec", "--apparmor", "prof", "--process-label", "lab", "--ignore-paused",
+                 "--cgroup", "pids,memory:a", "--cgroup", "cpu:/b", "c1", "true").rc == 0
+    p = _process(fake)
+    assert p["apparmorProfile"] == "prof" and p["selinuxLabel"] == "lab"
+    kwargs = next(c for c in fake.calls if c[0] == "exec")[3]
+    assert kwargs["ignore_paused"] is True
+    assert kwargs["sub_cgroups"] == {"pids": "a", "memory": "a", "cpu": "/b"}
+
+
+def test_cgroup_argument_errors_in_runcs_words(ketch, fake) -> None:
+    fake.add("c1")
+    for flags, msg in ((["--cgroup", "a:b:c"], "invalid --cgroup argument: a:b:c"),
+                       (["--cgroup", "pids:x", "--cgroup", "y"],
+                        "invalid --cgroup argument: y (missing <controller>: prefix)")):
+        r = ketch("exec", *flags, "c1", "true")
+        assert r.rc == 255 and f'msg="exec failed: {msg}"' in r.err, r.err
+    assert ketch("exec", "--cgroup", "sub", "c1", "true").rc == 0
+    assert next(c for c in fake.calls if c[0] == "exec")[3]["sub_cgroups"] == {"": "sub"}
+
+
+def test_additional_gids_are_base_10_int64_parsed_as_flags(ketch, fake) -> None:
+    """urfave's Int64Slice: a bad value is a flag error (usage, exit 1), not an exec failure."""
+    fake.add("c1")
+    for value, why in (("abc", "invalid syntax"), ("0x10", "invalid syntax"),
+                       ("9223372036854775808", "value out of range")):
+        r = ketch("exec", "-g", value, "c1", "true")
+        assert r.rc == 1 and r.out.startswith(f'Incorrect Usage: invalid value "{value}" for flag'
+                                              f' -g: strconv.ParseInt: parsing "{value}": {why}')
+        assert "OPTIONS:" in r.out
+    assert not [c for c in fake.calls if c[0] == "exec"]
+    assert ketch("exec", "--additional-gids", "+7", "c1", "true").rc == 0
+    assert _process(fake)["user"]["additionalGids"] == [7]

@@ -510,3 +510,31 @@ def test_nul_in_args_is_one_clear_error(ketch: Runtime, make_bundle) -> None:
     assert len(r.err.strip().splitlines()) == 1, r
     assert ketch.state(cid) is None
     assert "process.args[2]" in r.msg and "NUL" in r.msg, r
+
+
+def test_relative_mount_destination_mounted_below_root_like_runc(runc: Runtime, ketch: Runtime,
+                                                                  make_bundle) -> None:
+    """A relative ``destination`` (deprecated by config.md) is mounted below the
+    container's ``/`` with runc 1.1.5's warning; one climbing with ``..`` stays in
+    the rootfs."""
+    import json
+
+    def edit(c: dict) -> None:
+        c["mounts"] += [{"destination": "relative", "type": "tmpfs", "source": "tmpfs",
+                         "options": ["size=1m"]},
+                        {"destination": "../../escaped-kt", "type": "tmpfs", "source": "tmpfs"}]
+
+    bundle = make_bundle(["sh", "-c", "grep -E ' /(relative|escaped-kt) ' /proc/self/mountinfo "
+                          "| cut -d' ' -f5,9; ls -d /relative /escaped-kt"], edit=edit)
+    seen = {}
+    for rt in (runc, ketch):
+        r = rt("--log-format", "json", "run", "-b", str(bundle), rt.new_id("reldest"))
+        warnings = [json.loads(line)["msg"] for line in r.err.splitlines()
+                    if line.startswith("{") and json.loads(line)["level"] == "warning"]
+        seen[rt.name] = (r.rc, r.out, [w for w in warnings if "is not absolute" in w])
+    assert seen["runc"][1] == "/relative tmpfs\n/escaped-kt tmpfs\n/escaped-kt\n/relative\n", seen
+    assert seen["runc"][2][0] == ("mount destination relative is not absolute. Support for "
+                                  "non-absolute mount destinations will be removed in a future release.")
+    assert seen["ketch"] == seen["runc"], seen
+    assert (bundle / "rootfs" / "escaped-kt").is_dir()  # where both put it
+    assert not any(os.path.exists(p / "escaped-kt") for p in (bundle, bundle.parent, Path("/")))

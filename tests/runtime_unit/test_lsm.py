@@ -62,3 +62,18 @@ def test_procfs_writes_are_verified(tmp_path):
     (tmp_path / "link").symlink_to("/proc/self/oom_score_adj")
     with pytest.raises(procfs.ProcfsError, match=r"open .*link"):
         procfs.write_procfs(sc, str(tmp_path / "link"), "0", "process.oomScoreAdj")
+
+
+def test_exec_refuses_a_new_label_without_selinux_but_not_the_containers_own(monkeypatch):
+    monkeypatch.setattr(lsm, "selinux_enabled", lambda: False)
+    monkeypatch.setattr(lsm, "apparmor_enabled", lambda: False)
+    with pytest.raises(KetchError) as info:
+        lsm.check_exec_lsm({"selinuxLabel": "new"}, "own")
+    assert str(info.value) == ("selinux label is specified in config, but selinux is disabled "
+                               "or not supported")  # runc's words
+    lsm.check_exec_lsm({"selinuxLabel": "own"}, "own")  # create warned about it already
+    with pytest.raises(KetchError, match="AppArmor is not enabled"):
+        lsm.check_exec_lsm({"apparmorProfile": "p"})
+    monkeypatch.setattr(lsm, "selinux_enabled", lambda: True)
+    with pytest.raises(KetchError, match="not supported yet"):
+        lsm.check_exec_lsm({"selinuxLabel": "new"})

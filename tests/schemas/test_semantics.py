@@ -48,8 +48,6 @@ CASES = [
     ("sched-deadline", lambda d: d["process"].update(
         scheduler={"policy": "SCHED_RR", "runtime": 5}),
      "process.scheduler.runtime: can only be set for SCHED_DEADLINE"),
-    ("mount-relative", lambda d: d["mounts"][3].update(destination="dev/shm"),
-     "mounts[3].destination: must be an absolute path"),
     ("mount-nul", lambda d: d["mounts"][0].update(source="pro\0c"),
      "mounts[0].source: must not contain a NUL byte"),
     ("hook-relative", lambda d: d.update(hooks={"createRuntime": [{"path": "bin/hook"}]}),
@@ -201,3 +199,19 @@ def test_check_process_for_exec_documents():
     with pytest.raises(ConfigError, match=r"^exec\.args: must be a non-empty array$"):
         check_process({"args": [], "cwd": "/"}, "exec")
     check_env(["A=", "B=c=d", "_x=1"], "env")
+
+
+def test_relative_mount_destination_is_accepted_with_runcs_warning():
+    """config.md deprecates it; runc 1.1 warns and mounts it below the container's /."""
+    from ketch.runtime.spec.semantics import absolute_mount_destinations
+
+    doc = default_spec()
+    doc["mounts"][3]["destination"] = "dev/shm"
+    doc["mounts"].append({"destination": "a/../b", "type": "tmpfs", "source": "tmpfs"})
+    validate_config(doc)
+    warnings: list[str] = []
+    absolute_mount_destinations(doc, warnings.append)
+    assert [m["destination"] for m in doc["mounts"]][3] == "/dev/shm"
+    assert doc["mounts"][-1]["destination"] == "/a/../b"  # resolved in-root at mount time
+    assert warnings == [f"mount destination {d} is not absolute. Support for non-absolute mount "
+                        "destinations will be removed in a future release." for d in ("dev/shm", "a/../b")]

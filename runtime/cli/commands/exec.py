@@ -4,10 +4,13 @@ runc's ``exec`` (not a runtime-spec operation): the process starts from the
 container's own ``process`` object; the command line replaces ``args``,
 ``--env`` appends to ``env``, ``--tty`` sets ``terminal`` (false unless
 given), ``--cwd``, ``--user uid[:gid]``, ``--additional-gids``,
-``--no-new-privs`` and ``--cap`` (added to the bounding, effective and
+``--no-new-privs``, ``--cap`` (added to the bounding, effective and
 permitted sets; to ambient only when the process has inheritable
-capabilities) override it. ``--process`` reads a whole ``process`` object
-instead. Every failure is reported as ``exec failed: ...`` with exit status
+capabilities), ``--apparmor`` (``apparmorProfile``) and ``--process-label``
+(``selinuxLabel``) override it. ``--process`` reads a whole ``process`` object
+instead. ``--cgroup [CONTROLLER[,CONTROLLER...]:]PATH`` (repeatable) puts the
+process in existing sub-cgroups of the container's; ``--ignore-paused``
+allows exec into a paused container. Every failure is reported as ``exec failed: ...`` with exit status
 255, as runc does; otherwise the exit status is the process's.
 """
 
@@ -25,14 +28,25 @@ if TYPE_CHECKING:
     from ketch.runtime.cli.app import Context
 
 
-def _ints(values: object, what: str) -> list[int]:
-    out = []
-    for v in values or ():  # type: ignore[attr-defined]
-        try:
-            out.append(int(v, 10))
-        except ValueError:
-            raise UsageError(f'parsing {what} "{v}": invalid syntax') from None
-    return out
+def sub_cgroup_paths(values: list[str]) -> dict[str, str]:
+    """The ``--cgroup`` values as runc 1.1 reads them: controller -> sub-cgroup path.
+
+    ``values``: each ``PATH`` (alone only: the key ``""``, every hierarchy) or
+    ``CONTROLLER[,CONTROLLER...]:PATH``. Raises ``UsageError`` in runc's words.
+    """
+    paths: dict[str, str] = {}
+    for value in values:
+        parts = value.split(":", 2)
+        if len(parts) > 2:
+            raise UsageError(f"invalid --cgroup argument: {value}")
+        if len(parts) == 1:
+            if len(values) != 1:
+                raise UsageError(f"invalid --cgroup argument: {value} (missing <controller>: prefix)")
+            paths[""] = value
+            continue
+        for controller in parts[0].split(","):
+            paths[controller] = parts[1]
+    return paths
 
 
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -109,6 +123,10 @@ def build_process(ctx: Context, template: dict) -> dict:
         p["noNewPrivileges"] = bool(o["no-new-privs"])
     if o["cwd"]:
         p["cwd"] = str(o["cwd"])
+    if o["apparmor"]:
+        p["apparmorProfile"] = str(o["apparmor"])
+    if o["process-label"]:
+        p["selinuxLabel"] = str(o["process-label"])
     user = p.setdefault("user", {"uid": 0, "gid": 0})
     if o["user"]:
         uid, colon, gid = str(o["user"]).partition(":")
@@ -117,7 +135,7 @@ def build_process(ctx: Context, template: dict) -> dict:
         user["uid"] = _user_id(uid, "uid")
         check_user_ids(user)
     if o["additional-gids"]:
-        user["additionalGids"] = _ints(o["additional-gids"], "additional gid")
+        user["additionalGids"] = list(o["additional-gids"])  # type: ignore[call-overload]
     return p
 
 
@@ -132,10 +150,16 @@ def run(ctx: Context) -> int:
 
 
 def _exec(ctx: Context) -> int:
+    from ketch.runtime.linux.lsm import check_exec_lsm
+
+    o = ctx.opts
+    sub_cgroups = sub_cgroup_paths(list(o["cgroup"] or ()))  # type: ignore[call-overload]
     cid = container_id(ctx)
     container = backend.get().Container.load(ctx.root, cid)
-    process = build_process(ctx, container.process_template())
-    o = ctx.opts
+    template = container.process_template()
+    container_label = template.get("selinuxLabel")
+    process = build_process(ctx, template)
+    check_exec_lsm(process, container_label)
     preserve = o["preserve-fds"]
     return int(container.exec(
         process,
@@ -144,4 +168,6 @@ def _exec(ctx: Context) -> int:
         console_socket=absolute(str(o["console-socket"])) if o["console-socket"] else None,
         preserve_fds=max(0, preserve if isinstance(preserve, int) else 0),
         debug=bool(ctx.globals["debug"]),
+        ignore_paused=bool(o["ignore-paused"]),
+        sub_cgroups=sub_cgroups or None,
     ))
