@@ -234,9 +234,13 @@ class CgroupManager:
             return False
 
     def destroy(self, timeout: float = 2.0) -> None:
-        """rmdir the cgroup everywhere (retrying while exiting tasks linger)."""
+        """rmdir the cgroup everywhere (retrying while exiting tasks linger), child
+        cgroups first: a sub-cgroup made inside the container (or for ``exec
+        --cgroup``) would otherwise keep the container's cgroup (runc's RemovePath
+        removes them too)."""
         deadline = time.monotonic() + timeout
         for path in self.paths.values():
+            _remove_children(path, deadline)
             while True:
                 try:
                     os.rmdir(path)
@@ -247,6 +251,27 @@ class CgroupManager:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:
                         break
                     time.sleep(0.01)
+
+
+def _remove_children(path: str, deadline: float) -> None:
+    """rmdir every cgroup below ``path``, deepest first (cgroupfs files go with their
+    directory; symlinks are never followed)."""
+    try:
+        entries = [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        _remove_children(entry.path, deadline)
+        while True:
+            try:
+                os.rmdir(entry.path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
 
 
 class CgroupJoinError(OSError):

@@ -203,6 +203,28 @@ def test_exec_into_sub_cgroups_like_runc(runc: Runtime, ketch: Runtime, make_bun
     assert seen["ketch"] == seen["runc"], seen
 
 
+def test_delete_removes_sub_cgroups_like_runc(runc: Runtime, ketch: Runtime,
+                                              make_bundle) -> None:
+    """A sub-cgroup made below the container's (for ``exec --cgroup`` or by a
+    process inside) goes with the container on delete, as with runc (ketch's rmdir
+    of the container's cgroup failed and left it behind)."""
+    from ketch.runtime.cgroups.fs import hierarchies
+
+    from .conftest import cgroup_leftovers
+
+    bundle = make_bundle(SLEEP)
+    seen = {}
+    for rt in (runc, ketch):
+        cid = rt.new_id("subdel")
+        assert rt("run", "-d", "-b", str(bundle), cid).rc == 0
+        pid = str(rt.state(cid)["pid"])
+        for h in hierarchies():
+            os.makedirs(os.path.join(h.host_path(h.own_cgroup(pid)), "sub", "deeper"))
+        assert rt("delete", "-f", cid).rc == 0
+        seen[rt.name] = cgroup_leftovers(cid)
+    assert seen == {"runc": [], "ketch": []}, seen
+
+
 @pytest.mark.parametrize("path", ["bin", "bin:/bin", "."])
 def test_relative_path_entries_refused_like_runc(path: str, runc: Runtime, ketch: Runtime,
                                                  make_bundle) -> None:
