@@ -18,7 +18,9 @@ import gc as _gc
 # start-up time (~2 ms; see also registry.client._import_http_stack).
 _gc.disable()
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402
@@ -32,7 +34,7 @@ PROG = "ketch-image"
 
 
 def _warn(msg: str) -> None:
-    click.echo(f"{PROG}: warning: {msg}", err=True)
+    _say(f"{PROG}: warning: {msg}")
 
 
 # per-blob and per-document steps (the result, the platform chosen and retries always show)
@@ -49,8 +51,15 @@ def _progress(quiet: bool, verbose: bool = False) -> Callable[[str], None]:
     def emit(msg: str) -> None:
         if quiet or (not verbose and msg.startswith(_BLOB_CHATTER)):
             return
-        click.echo(msg, err=True)
+        _say(msg)
     return emit
+
+
+def _say(msg: str) -> None:
+    """One line on stderr; a reader that went away (``2>&1 | head -1``) costs the
+    message, never the command (a transfer must not stop half-way over it)."""
+    with contextlib.suppress(OSError):
+        click.echo(msg, err=True)
 
 
 _ALLOW_ND = click.option(
@@ -516,24 +525,60 @@ def _os_error_text(e: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: run the CLI, map errors to one line and exit status 1."""
+    _fill_closed_stdio()
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except ImageError as e:
-        click.echo(f"{PROG}: error: {' '.join(str(e).split())}", err=True)
+        _say(f"{PROG}: error: {' '.join(str(e).split())}")
         _exit(1)
     except click.exceptions.Abort:
-        click.echo(f"{PROG}: aborted", err=True)
+        _say(f"{PROG}: aborted")
         _exit(130)
     except click.ClickException as e:
-        e.show()
+        with contextlib.suppress(OSError):
+            e.show()
         _exit(e.exit_code)
     except OSError as e:
-        click.echo(f"{PROG}: error: {_os_error_text(e)}", err=True)
+        _say(f"{PROG}: error: {_os_error_text(e)}")
         _exit(1)
     except KeyboardInterrupt:
-        click.echo(f"{PROG}: interrupted", err=True)
+        _say(f"{PROG}: interrupted")
         _exit(130)
+    except _Terminated:
+        _say(f"{PROG}: terminated")
+        _exit(143)
     _exit(code if isinstance(code, int) else 0)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so half-written bundles and blobs are
+    removed by the same cleanup."""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    raise _Terminated()
+
+
+def _fill_closed_stdio() -> None:
+    """A caller may start us with stdin, stdout or stderr closed (``>&-``): put
+    /dev/null there, so neither Python's ``sys.stdout is None`` nor a file of ours
+    landing on fd 1 or 2 (and then written by a message) can hurt."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (lives as long as we do)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
 def _exit(code: int) -> NoReturn:

@@ -151,7 +151,8 @@ def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[s
        present is the path ``/tmp/a:b/new``); with no usable ``:`` the whole
        argument is the path.
 
-    ``default_tag`` is used when no tag is given. The tag is validated with
+    ``default_tag`` is used when no tag is given (``LAYOUT:``, an empty tag, is an
+    error). The tag is validated with
     :func:`validate_ref_name` (which refuses ``..``, leading ``/`` and empty
     components; tags are only ever index.json annotations, never paths). Raises
     :class:`ReferenceFormatError`.
@@ -171,6 +172,9 @@ def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[s
         break
     if not path:
         raise ReferenceFormatError(f"invalid layout argument {arg!r}: no layout path")
+    if not tag and path != arg:
+        # "LAYOUT:" names no tag: reading "latest" there would let a repack overwrite it
+        raise ReferenceFormatError(f"invalid layout argument {arg!r}: empty tag after ':'")
     if not tag:
         return path, default_tag
     return path, validate_ref_name(tag)

@@ -53,8 +53,12 @@ def _make_workdir(rootfs: str, cwd: str) -> None:
 
 
 def _prepare_bundle(bundle: str) -> bool:
-    """Make sure ``bundle`` is a new or empty directory; return True if we created it."""
+    """Make sure ``bundle`` is a new or empty directory; return True if we created it.
+    Missing parent directories are created (0755), as umoci does."""
     try:
+        parent = os.path.dirname(os.path.abspath(bundle))
+        if not os.path.lexists(parent):
+            os.makedirs(parent, 0o755, exist_ok=True)
         os.mkdir(bundle, 0o700)
         return True
     except FileExistsError:

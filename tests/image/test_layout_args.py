@@ -66,3 +66,15 @@ def test_tags_are_validated(layout: str, tag: str) -> None:
     p = run_ki("inspect", f"{layout}:{tag}", check=False)
     assert p.returncode == 1 and "invalid tag" in p.stderr
     assert Path(layout, "index.json").read_bytes() == before
+
+
+def test_an_empty_tag_is_refused(layout: str, tmp_path: Path) -> None:
+    """``LAYOUT:`` names no tag: refused for reading and writing (unpack read "latest"
+    and a repack overwrote it); ``LAYOUT`` alone still means the default tag."""
+    before = Path(layout, "index.json").read_bytes()
+    for args in (["inspect", f"{layout}:"], ["unpack", f"{layout}:", str(tmp_path / "b")]):
+        p = run_ki(*args, check=False)
+        assert p.returncode == 1, p
+        assert p.stderr.strip().endswith("empty tag after ':'"), p.stderr
+    assert not (tmp_path / "b").exists()
+    assert Path(layout, "index.json").read_bytes() == before

@@ -104,3 +104,10 @@ def test_missing_working_dir_is_created_inside_the_rootfs(tmp_path: Path) -> Non
     assert not (tmp_path / "srv").exists()
     spec = json.loads((tmp_path / "bundle/config.json").read_text())
     assert spec["process"]["cwd"] == "/escape/srv/new/app"
+
+
+def test_missing_parents_of_the_bundle_are_created(tmp_path: Path) -> None:
+    """``unpack L:T a/b/bundle`` with ``a/b`` missing creates them, as umoci does."""
+    layout, _ = _layout(tmp_path)
+    run_ki("unpack", str(layout), str(tmp_path / "a/b/bundle"))
+    assert (tmp_path / "a/b/bundle/rootfs/etc/hostname").read_text() == "ketch\n"
