@@ -202,10 +202,14 @@ class Root:
                 return None
         finally:
             os.close(fd)
-        with os.fdopen(ffd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
+        try:
+            # checked on the fd before fdopen, which refuses a directory with a bare OSError
+            if not stat.S_ISREG(os.fstat(ffd).st_mode):
                 raise LayerError(f"{path!r} in the root filesystem is not a regular file")
+        except BaseException:
+            os.close(ffd)
+            raise
+        with os.fdopen(ffd, "rb") as f:
             data = f.read(limit + 1)
         if len(data) > limit:
             raise LayerError(f"{path!r} in the root filesystem is too large")

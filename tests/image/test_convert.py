@@ -155,3 +155,15 @@ def test_volumes(rootfs: str) -> None:
 def test_non_linux_image_is_refused(rootfs: str) -> None:
     with pytest.raises(ConvertError, match="windows"):
         convert({**cfg(), "os": "windows"}, rootfs)
+
+
+def test_passwd_that_is_a_directory_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    """A layer may leave a directory at /etc/passwd: warned about and treated as absent
+    (the unpack ended in "error: 6: is a directory"); numeric users still work."""
+    (tmp_path / "etc/passwd").mkdir(parents=True)
+    warnings: list[str] = []
+    spec = convert(cfg(User="1000:1000"), str(tmp_path), warn=warnings.append)
+    assert spec["process"]["user"] == {"uid": 1000, "gid": 1000}
+    assert any("/etc/passwd" in w and "not a regular file" in w for w in warnings), warnings
+    with pytest.raises(ConvertError):
+        convert(cfg(User="app"), str(tmp_path))
