@@ -106,6 +106,11 @@ class LayerApplier:
                         raise LayerError(
                             f"layer has more than {self.max_entries} entries (tar-bomb budget)")
                     self._entry(tf, member)
+        except tarfile.ReadError as e:
+            # A layer of zero bytes (e.g. gzip of nothing) is an empty changeset, as
+            # umoci reads it; tarfile calls that "empty file" before any header.
+            if str(e) != "empty file":
+                raise LayerError(f"invalid layer archive: {e}") from None
         except tarfile.TarError as e:
             raise LayerError(f"invalid layer archive: {e}") from None
         finally:

@@ -2,7 +2,8 @@
 
 Decompression sniffs the magic bytes rather than trusting the media type alone:
 Docker's ``tar.gzip`` media type has been seen on uncompressed blobs, and the
-magic is unambiguous (gzip ``1f 8b``, zstd ``28 b5 2f fd``, else plain tar).
+magic is unambiguous (gzip ``1f 8b``, zstd ``28 b5 2f fd`` or a skippable frame,
+else plain tar).
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ from ketch.image.errors import LayerError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# RFC 8878 3.1.2: skippable frames, magic 0x184D2A50..0x184D2A5F (little-endian); a
+# zstd stream may start with one (zstd -dc and skopeo read such blobs).
+_ZSTD_SKIPPABLE_TAIL = b"\x2a\x4d\x18"
+
+
+def compression_of(head: bytes) -> str:
+    """``"gzip"``, ``"zstd"`` or ``"plain"`` from a blob's first 4 bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC) or (
+            len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == _ZSTD_SKIPPABLE_TAIL):
+        return "zstd"
+    return "plain"
 
 
 def open_decompressed(raw: BinaryIO) -> BinaryIO:
@@ -24,10 +38,10 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
     is missing.
     """
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-    head = buffered.peek(4)[:4]
-    if head.startswith(GZIP_MAGIC):
+    kind = compression_of(buffered.peek(4)[:4])
+    if kind == "gzip":
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
-    if head.startswith(ZSTD_MAGIC):
+    if kind == "zstd":
         try:
             import zstandard  # optional: only zstd layers need it
         except ImportError:

@@ -34,7 +34,7 @@ import zlib
 from typing import BinaryIO
 
 from ketch.image.errors import ImageError, LayerError
-from ketch.image.layers.compression import GZIP_MAGIC, ZSTD_MAGIC
+from ketch.image.layers.compression import compression_of
 from ketch.image.oci import Verifier
 
 # Blob reads of 256 KiB: ISA-L inflates them with its output still in the L2 cache for
@@ -68,12 +68,7 @@ class _Decompressor:
     """Incremental gzip/zstd/plain decoding that accepts concatenated members/frames."""
 
     def __init__(self, head: bytes) -> None:
-        if head.startswith(GZIP_MAGIC):
-            self.kind = "gzip"
-        elif head.startswith(ZSTD_MAGIC):
-            self.kind = "zstd"
-        else:
-            self.kind = "plain"
+        self.kind = compression_of(head)
         self._obj = None
         self._in_member = False
 

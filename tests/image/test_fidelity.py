@@ -345,3 +345,32 @@ def test_reader_hashes_while_it_waits(monkeypatch: pytest.MonkeyPatch) -> None:
         assert s.finish() == sha256(tar)
     assert b"".join(out) == tar
     assert sum(by_reader) > 0
+
+
+def test_zstd_layer_starting_with_a_skippable_frame(tmp_path: Path) -> None:
+    """RFC 8878 skippable frames may open a zstd stream (zstd -dc and skopeo read it);
+    the magic-byte check called it "plain" and refused the +zstd media type."""
+    import struct
+
+    import zstandard
+
+    tar = make_tar([D("etc"), F("etc/zst", b"after a skippable frame")])
+    skippable = struct.pack("<II", 0x184D2A53, 5) + b"meta!"
+    blob = skippable + zstandard.ZstdCompressor().compress(tar)
+    layout = _single(tmp_path, blob, sha256(tar), "application/vnd.oci.image.layer.v1.tar+zstd")
+    run_ki("unpack", f"{layout}:t", str(tmp_path / "b"))
+    assert (tmp_path / "b/rootfs/etc/zst").read_bytes() == b"after a skippable frame"
+
+
+def test_layer_of_zero_bytes_is_an_empty_changeset(tmp_path: Path) -> None:
+    """gzip of nothing (no tar blocks at all) unpacks as an empty layer, as with umoci
+    (it was "invalid layer archive: empty file"); a truncated header still fails."""
+    import gzip
+
+    layout = _single(tmp_path, gzip.compress(b""), sha256(b""), OCI_LAYER_GZIP)
+    run_ki("unpack", f"{layout}:t", str(tmp_path / "b"))
+    assert os.listdir(tmp_path / "b/rootfs") == []
+    half = make_tar([F("a", b"a")])[:100]
+    layout = _single(tmp_path / "h", gzip.compress(half), sha256(half), OCI_LAYER_GZIP)
+    p = run_ki("unpack", f"{layout}:t", str(tmp_path / "b2"), check=False)
+    assert p.returncode == 1 and "invalid layer archive" in p.stderr, p.stderr
