@@ -421,10 +421,10 @@ class Layout:
         """The parsed ``index.json`` (validated as an image index)."""
         try:
             with open(os.path.join(self.path, "index.json"), "rb") as f:
-                data = f.read(oci.MAX_DOCUMENT_SIZE + 1)
+                data = f.read(oci.MAX_LAYOUT_INDEX_SIZE + 1)
         except FileNotFoundError:
             raise LayoutError(f"{self.path}: index.json is missing") from None
-        doc = oci.load_json(data, "index.json")
+        doc = oci.load_json(data, "index.json", oci.MAX_LAYOUT_INDEX_SIZE)
         if doc.get("schemaVersion") != 2 or not isinstance(doc.get("manifests"), list):
             raise LayoutError(f"{self.path}: index.json is not an image index")
         for i, d in enumerate(doc["manifests"]):

@@ -50,6 +50,9 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 # Documents we parse are small; a bound stops a hostile server or layout from
 # making us read gigabytes into memory (distribution-spec suggests 4 MiB for manifests).
 MAX_DOCUMENT_SIZE = 4 * 1024 * 1024
+# A layout's own index.json lists every tag: tens of thousands of tags make a few
+# MiB (umoci and skopeo read such layouts); it is local, so a larger bound will do.
+MAX_LAYOUT_INDEX_SIZE = 256 * 1024 * 1024
 
 # --- digests (descriptor.md "Digests") --------------------------------------------
 
@@ -157,10 +160,12 @@ def check_descriptor(desc: Any, what: str = "descriptor") -> dict:
     return desc
 
 
-def load_json(data: bytes, what: str) -> dict:
-    """Parse a JSON object document; raise :class:`ManifestError` if it is not one."""
-    if len(data) > MAX_DOCUMENT_SIZE:
-        raise ManifestError(f"{what} is too large ({len(data)} bytes)")
+def load_json(data: bytes, what: str, limit: int = MAX_DOCUMENT_SIZE) -> dict:
+    """Parse a JSON object document of at most ``limit`` bytes (callers read at most
+    ``limit + 1``, so the size of a longer one is not known); raise
+    :class:`ManifestError` if it is longer or not a JSON object."""
+    if len(data) > limit:
+        raise ManifestError(f"{what} is larger than the limit of {limit} bytes")
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:

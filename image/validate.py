@@ -63,7 +63,8 @@ def validate_layout(path: str) -> Report:
     stored = _check_blob_files(layout, report)
     try:
         with open(os.path.join(layout.path, "index.json"), "rb") as f:
-            index = oci.load_json(f.read(oci.MAX_DOCUMENT_SIZE + 1), "index.json")
+            index = oci.load_json(f.read(oci.MAX_LAYOUT_INDEX_SIZE + 1), "index.json",
+                                  oci.MAX_LAYOUT_INDEX_SIZE)
     except (OSError, ImageError) as e:
         report.problems.append(f"index.json: {e}")
         return report

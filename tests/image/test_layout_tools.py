@@ -306,3 +306,20 @@ def test_path_digest_in_index_json(layout: Path, tmp_path: Path) -> None:
     assert len(p.stderr.strip().splitlines()) == 1
     p = run_ki("push", f"{layout}:two", "127.0.0.1:1/x:y", check=False)
     assert p.returncode == 1 and "invalid digest" in p.stderr
+
+
+def test_an_index_of_many_tags_over_4_mib_is_read(layout: Path) -> None:
+    """A layout's own index.json with 8,000 long tags (over 4 MiB, as umoci and skopeo
+    read): ls, tag, inspect and validate work (it was refused, with a wrong size)."""
+    index = json.loads((layout / "index.json").read_text())
+    first = index["manifests"][0]
+    for i in range(8000):
+        d = dict(first)
+        d["annotations"] = {"org.opencontainers.image.ref.name": f"tag-{i:05d}-" + "x" * 400}
+        index["manifests"].append(d)
+    (layout / "index.json").write_text(json.dumps(index))
+    assert (layout / "index.json").stat().st_size > 4 * 1024 * 1024
+    assert len(run_ki("ls", str(layout)).stdout.split()) >= 8000
+    run_ki("tag", f"{layout}:tag-00001-" + "x" * 400, "short")
+    run_ki("inspect", f"{layout}:short")
+    run_ki("validate", str(layout))
