@@ -387,8 +387,11 @@ def gc(layout: str, dry_run: bool) -> None:
     """Remove blobs of LAYOUT that no tag references (waits for running writers)."""
     from ketch.image.gc import gc as do_gc
 
-    for digest in do_gc(layout, dry_run=dry_run):
+    partials: list[str] = []
+    for digest in do_gc(layout, dry_run=dry_run, partials=partials):
         click.echo(digest)
+    for path in partials:  # what interrupted writes left (a killed pull or repack)
+        click.echo(path)
 
 
 @cli.command("tag")

@@ -57,11 +57,13 @@ def reachable(layout: Layout) -> set[str]:
     return seen
 
 
-def gc(path: str, dry_run: bool = False) -> list[str]:
+def gc(path: str, dry_run: bool = False, partials: list[str] | None = None) -> list[str]:
     """Remove unreferenced blobs of the layout at ``path``; return their digests (sorted).
 
     ``dry_run`` only lists them. Files under ``blobs/`` whose names are not
-    valid digests are left alone. Raises :class:`LayoutError`.
+    valid digests are left alone. The temp files of unfinished blob writes go too;
+    their paths (relative to the layout) are appended to ``partials`` when given.
+    Raises :class:`LayoutError`.
     """
     layout = Layout.open(path)
     removed: list[str] = []
@@ -77,6 +79,8 @@ def gc(path: str, dry_run: bool = False) -> list[str]:
             removed.append(digest)
             if not dry_run:
                 os.unlink(p)
-        if not dry_run:
-            layout.remove_partial_blobs()
+        names = layout.partial_blobs() if dry_run else layout.remove_partial_blobs()
+        if partials is not None:
+            rel = os.path.relpath(layout.tmp_dir, layout.path)
+            partials.extend(os.path.join(rel, n) for n in sorted(names))
     return sorted(removed)

@@ -298,6 +298,13 @@ class Layout:
             return
         self._write_lock = fd
 
+    def partial_blobs(self) -> list[str]:
+        """Names (under :attr:`tmp_dir`) of the temp files of unfinished blob writes."""
+        try:
+            return sorted(n for n in os.listdir(self.tmp_dir) if n.startswith(_BLOB_TMP_PREFIX))
+        except FileNotFoundError:
+            return []
+
     def remove_partial_blobs(self) -> list[str]:
         """Delete the temp files of unfinished blob writes; call only with the blobs lock
         held exclusively (no writer running). Returns the names removed."""

@@ -138,8 +138,11 @@ def test_gc_removes_only_unreferenced_blobs(layout: Path, tmp_path: Path) -> Non
     only_two = {two["digest"], m_two["config"]["digest"], m_two["layers"][1]["digest"]}
     (layout / ".ketch-tmp").mkdir()
     (layout / ".ketch-tmp/blob-partial").write_bytes(b"half")
-    assert run_ki("gc", str(layout)).stdout == ""  # everything is referenced
-    assert not (layout / ".ketch-tmp").exists()  # but the partial blob is gone
+    # every blob is referenced; the interrupted write's temp file is listed, then removed
+    assert run_ki("gc", "--dry-run", str(layout)).stdout == ".ketch-tmp/blob-partial\n"
+    assert (layout / ".ketch-tmp/blob-partial").exists()
+    assert run_ki("gc", str(layout)).stdout == ".ketch-tmp/blob-partial\n"
+    assert not (layout / ".ketch-tmp").exists()
     run_ki("untag", f"{layout}:two")
     listed = set(run_ki("gc", "--dry-run", str(layout)).stdout.split())
     assert listed == only_two and all(blob(layout, d).exists() for d in only_two)
