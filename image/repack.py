@@ -17,11 +17,23 @@ change adds no layer: only a ``history`` entry with ``empty_layer: true`` (as
 Docker records a step that changed no file). By default the bundle is then
 refreshed (its recorded manifest and base image become the new ones), so a
 second repack stacks on the first; umoci needs ``--refresh-bundle`` for that.
+
+Owners: a bundle unpacked with ``--uid-map``/``--gid-map`` holds host ids
+(runtime-spec config-linux.md "User namespace mappings"); repack maps every
+entry's ids back to container ids through the recorded maps and refuses an id
+no range covers (:class:`~ketch.image.errors.BundleError` naming the path), as
+umoci does. A rootless bundle takes its owners from the
+``user.rootlesscontainers`` xattrs instead.
+
+A copied bundle (new root inode or device) is diffed in the mtree module's
+copied mode; the content of the candidate files is compared with the content
+the recorded image's layers hold, read from the layout only then.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import stat
 import tarfile
@@ -29,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ketch.image import bundlemeta, oci
-from ketch.image.errors import BundleError, LayoutError
+from ketch.image.errors import BundleError, DigestError, LayerError, LayoutError
 from ketch.image.importer import created_timestamp
 from ketch.image.layers import mtree
 from ketch.image.layers.apply import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
@@ -40,7 +52,10 @@ from ketch.image.layers.archive import (
     entry_for_path,
     write_layer,
 )
+from ketch.image.layers.compression import HashingReader, open_decompressed
+from ketch.image.layers.ownership import IdMap, map_to_container
 from ketch.image.layout import Layout
+from ketch.image.paths import clean_name
 
 
 def _ignore(_msg: str) -> None:
@@ -66,18 +81,127 @@ def source_date_epoch() -> int | None:
     return int(value)
 
 
-def diff_bundle(bundle: str) -> tuple[mtree.Changes, mtree.Manifest]:
+_CHUNK = 1 << 20
+_DIR = "dir"  # marks a directory in _original_digests' table (not a hex digest)
+
+
+def _sha256_file(path: str) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _drop_below(table: dict[str, tuple[int, str]], prefix: str, layer: int) -> None:
+    """Remove the entries under ``prefix`` (a ``"dir/"`` or ``""`` for all) that lower
+    layers than ``layer`` put there."""
+    for name in [n for n, (i, _) in table.items() if i < layer and n.startswith(prefix)]:
+        del table[name]
+
+
+def original_digests(layout: Layout, manifest: dict) -> dict[str, str]:
+    """sha256 (hex) of every regular file the layers of image ``manifest`` leave behind,
+    keyed by path relative to the root (``"etc/motd"``).
+
+    Applies layer.md "Whiteouts" and "Opaque Whiteout" (to lower layers only),
+    type changes and hardlinks (a link gets its target's digest). Each blob is
+    checked against its descriptor digest. Raises :class:`LayerError`,
+    :class:`DigestError`, :class:`LayoutError`.
+    """
+    table: dict[str, tuple[int, str]] = {}
+    for index, desc in enumerate(manifest.get("layers", [])):
+        digest = desc["digest"]
+        algorithm, expected = oci.parse_digest(digest)
+        with layout.open_blob(digest) as blob:
+            raw = HashingReader(blob, hashlib.new(algorithm))
+            try:
+                with tarfile.open(fileobj=open_decompressed(raw),  # type: ignore[arg-type]
+                                  mode="r|") as tf:
+                    for m in tf:
+                        _apply_member(table, index, tf, m)
+            except (tarfile.TarError, OSError, EOFError) as e:
+                raise LayerError(f"layer {digest}: {e}") from None
+            raw.drain()
+        if raw.hash.hexdigest() != expected:  # type: ignore[attr-defined]
+            raise DigestError(f"layer {digest}: content does not match its digest")
+    return {n: d for n, (_, d) in table.items() if d != _DIR}
+
+
+def _apply_member(table: dict[str, tuple[int, str]], index: int, tf: tarfile.TarFile,
+                  m: tarfile.TarInfo) -> None:
+    comps = clean_name(m.name)
+    if not comps:
+        return
+    name = "/".join(comps)
+    base = comps[-1]
+    parent = "/".join(comps[:-1])
+    if base == OPAQUE_WHITEOUT:
+        _drop_below(table, parent + "/" if parent else "", index)
+        return
+    if base.startswith(WHITEOUT_PREFIX):
+        gone = (parent + "/" if parent else "") + base[len(WHITEOUT_PREFIX):]
+        prev = table.get(gone)
+        if prev is not None and prev[0] < index:
+            del table[gone]
+            if prev[1] == _DIR:
+                _drop_below(table, gone + "/", index)
+        return
+    prev = table.get(name)
+    if prev is not None and prev[1] == _DIR and not m.isdir():
+        _drop_below(table, name + "/", index + 1)
+    if m.isreg():
+        h = hashlib.sha256()
+        f = tf.extractfile(m)
+        if f is not None:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        table[name] = (index, h.hexdigest())
+    elif m.islnk():
+        target = table.get("/".join(clean_name(m.linkname)))
+        if target is not None and target[1] != _DIR:
+            table[name] = (index, target[1])
+        else:
+            table.pop(name, None)
+    elif m.isdir():
+        table[name] = (index, _DIR)
+    else:
+        table.pop(name, None)
+
+
+def diff_bundle(bundle: str, layout: Layout | None = None) -> tuple[mtree.Changes,
+                                                                     mtree.Manifest]:
     """Changes of ``bundle/rootfs`` since it was unpacked (or last repacked).
 
-    Returns the changes and the current manifest. Raises :class:`BundleError`
-    when the bundle has no recorded manifest.
+    Returns the changes and the current manifest. A copied rootfs (its root's
+    inode or device is not the recorded one) is compared in the mtree
+    module's copied mode, reading the recorded image's layers from
+    ``layout`` (default: the layout recorded in the bundle). Raises
+    :class:`BundleError` when the bundle has no recorded manifest, and the
+    layout's errors when a copied bundle's base image cannot be read.
     """
-    _, old = bundlemeta.load(bundle)
+    meta, old = bundlemeta.load(bundle)
     rootfs = os.path.join(bundle, bundlemeta.ROOTFS)
     if not os.path.isdir(rootfs) or os.path.islink(rootfs):
         raise BundleError(f"bundle {bundle} has no rootfs directory")
     new = mtree.snapshot(rootfs)
-    return mtree.compare(old, new), new
+    copied = mtree.is_copy(old, new) or (
+        meta.rootfs_device is not None and os.lstat(rootfs).st_dev != meta.rootfs_device)
+    if not copied:
+        return mtree.compare(old, new), new
+
+    def same_content(names: list[str]) -> set[str]:
+        source = layout if layout is not None else Layout.open(meta.layout)
+        base_desc = meta.manifest
+        base = source.read_document(base_desc, f"manifest {base_desc['digest']}")
+        digests = original_digests(source, base)
+        return {n for n in names
+                if n in digests and _sha256_file(os.path.join(rootfs, n)) == digests[n]}
+
+    return mtree.compare(old, new, copied=True, same_content=same_content), new
 
 
 def _sort_key(name: str) -> list[str]:
@@ -98,14 +222,28 @@ def _marker(name: str, mtime: int) -> _Entry:
     return _Entry(info)
 
 
+def _to_container(maps: list[IdMap], host_id: int, kind: str, name: str) -> int:
+    ident = map_to_container(maps, host_id)
+    if ident is None:
+        raise BundleError(f"{name or '.'}: host {kind} {host_id} cannot be mapped to a "
+                          f"container {kind} (not in the bundle's --{kind}-map)")
+    return ident
+
+
 def layer_entries(rootfs: str, changes: mtree.Changes, *,
                   clamp: int | None = None, rootless: bool = False,
+                  uid_map: list[IdMap] | None = None, gid_map: list[IdMap] | None = None,
                   warn: Callable[[str], None] = _ignore) -> Iterator[_Entry]:
     """Tar entries for ``changes`` in layer order (sorted; each hardlink after its target).
 
     ``clamp``: latest mtime allowed (``SOURCE_DATE_EPOCH``); whiteouts get it (or 0).
     ``rootless``: owners come from ``user.rootlesscontainers`` xattrs.
+    ``uid_map``/``gid_map``: the unpack's ranges (container:host:size); each
+    entry's host ids are mapped back to container ids (ignored when rootless).
+    Raises :class:`BundleError` for a host id outside every range.
     """
+    uids = [] if rootless else (uid_map or [])
+    gids = [] if rootless else (gid_map or [])
     marker_time = clamp if clamp is not None else 0
     names: list[tuple[str, str | None]] = [(n, None) for n in changes.added + changes.modified]
     for n in changes.deleted:
@@ -129,6 +267,10 @@ def layer_entries(rootfs: str, changes: mtree.Changes, *,
         entry = entry_for_path(path, name, st, warn, rootless=rootless)
         if entry is None:
             continue
+        if uids:
+            entry.info.uid = _to_container(uids, entry.info.uid, "uid", name)
+        if gids:
+            entry.info.gid = _to_container(gids, entry.info.gid, "gid", name)
         if clamp is not None and entry.info.mtime > clamp:
             entry.info.mtime = clamp
         if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
@@ -174,7 +316,7 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
     clamp = source_date_epoch()
     created = created_timestamp()
 
-    changes, current = diff_bundle(bundle)
+    changes, current = diff_bundle(bundle, layout)
     rootfs = os.path.join(bundle, bundlemeta.ROOTFS)
     layer: LayerDigests | None = None
     manifest = copy.deepcopy(base)
@@ -187,7 +329,8 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
     else:
         with layout.blob_writer() as w:
             layer = write_layer(layer_entries(rootfs, changes, clamp=clamp,
-                                               rootless=meta.rootless, warn=warn),
+                                               rootless=meta.rootless, uid_map=meta.uid_map,
+                                               gid_map=meta.gid_map, warn=warn),
                                 w)  # type: ignore[arg-type]
             w.commit()
         manifest["layers"] = [*manifest.get("layers", []),
@@ -209,5 +352,6 @@ def repack(bundle: str, layout_path: str, tag: str, *, created_by: str | None = 
     stored = layout.set_tag(tag, desc)
     layout.cleanup_tmp()
     if refresh:
-        bundlemeta.record(bundle, desc, layout.path, snap=current, rootless=meta.rootless)
+        bundlemeta.record(bundle, desc, layout.path, snap=current, rootless=meta.rootless,
+                          uid_map=meta.uid_map, gid_map=meta.gid_map)
     return RepackResult(descriptor=stored, layer=layer, changes=changes)

@@ -207,7 +207,8 @@ def _unpack(layout: Layout, tag: str, bundle: str, platform: Platform | None, vo
             json.dump(spec, f, indent=2)
             f.write("\n")
         bundlemeta.record(bundle, image.manifest_descriptor, layout.path,
-                          mtree.snapshot(rootfs, known=files), rootless=opts.rootless)
+                          mtree.snapshot(rootfs, known=files), rootless=opts.rootless,
+                          uid_map=opts.uid_map, gid_map=opts.gid_map)
     except BaseException:
         _cleanup(bundle, created)
         raise

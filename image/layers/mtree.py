@@ -6,10 +6,27 @@ xattrs); ``repack`` walks the rootfs again and compares. The comparison is
 stat-based, as git's index is: besides the mtree keywords each line keeps the
 inode number and ctime, and a regular file whose inode or ctime moved is
 treated as modified (any write, chmod, chown, link or xattr change moves the
-ctime). Content is never hashed, which keeps unpack and repack fast; the
-price is that a bundle copied to new inodes (``cp -a``) reports every file as
-modified and every directory as replaced. That is safe, only bigger: the
-resulting layer still reproduces the tree exactly.
+ctime). Content is never hashed at unpack, which keeps unpack fast.
+
+A copied bundle (``cp -a``, rsync, a restore from backup) has new inode
+numbers and ctimes everywhere, so they say nothing there. The rule: when the
+rootfs root directory's inode number differs from the recorded one (or its
+device from the one ``ketch-image.json`` recorded), the tree counts as copied
+and :func:`compare` runs in copied mode:
+
+- directories are compared by the mtree keywords only (a new inode is not
+  "replaced": no opaque whiteout; deletions inside still give whiteouts);
+- regular files whose keywords differ (or whose link count moved) are
+  modified; those whose keywords all agree but whose inode or ctime moved
+  are candidates, and the caller decides by content: repack hashes each
+  candidate and compares it with the sha256 of the content the recorded
+  image's layers hold for that path (read from the layout, only in copied
+  mode), so a same-size, same-mtime content change is still found.
+
+Copied mode is as exact as the in-place compare about the tree a layer
+reproduces; what it gives up is only the detection of a directory deleted
+and re-created with identical metadata, which is recorded as individual
+whiteouts and additions instead of an opaque whiteout (same resulting tree).
 
 The change kinds map to image-spec layer.md "Change Types": additions and
 modifications become entries, deletions become whiteouts (``.wh.NAME``,
@@ -24,6 +41,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -258,11 +276,26 @@ def _parent(name: str) -> str:
     return name.rpartition("/")[0]
 
 
-def compare(old: Manifest, new: Manifest) -> Changes:
-    """The :class:`Changes` that turn the tree ``old`` describes into ``new``."""
+def is_copy(old: Manifest, new: Manifest) -> bool:
+    """True when the root directory of ``new`` is not the inode ``old`` recorded (the
+    tree was copied, so inode numbers and ctimes no longer identify unchanged files)."""
+    return old[""].ino != new[""].ino
+
+
+def compare(old: Manifest, new: Manifest, *, copied: bool = False,
+            same_content: Callable[[list[str]], set[str]] | None = None) -> Changes:
+    """The :class:`Changes` that turn the tree ``old`` describes into ``new``.
+
+    ``copied``: compare in copied mode (module docstring): no directory counts as
+    replaced, and regular files whose mtree keywords and link count agree but
+    whose inode or ctime moved are passed (as a list of paths) to
+    ``same_content``, which returns those whose content is unchanged; the rest
+    are modified. Without ``same_content`` every such file is modified.
+    """
     changes = Changes()
-    replaced = {n for n, r in new.items()
-                if r.type == "dir" and n in old and old[n].type == "dir" and old[n].ino != r.ino}
+    replaced = set() if copied else {
+        n for n, r in new.items()
+        if r.type == "dir" and n in old and old[n].type == "dir" and old[n].ino != r.ino}
 
     def under_replaced(name: str) -> bool:
         p = name
@@ -273,17 +306,30 @@ def compare(old: Manifest, new: Manifest) -> Changes:
         return False
 
     changed_inodes: set[int] = set()
+    candidates: list[str] = []
     for name, r in new.items():
         o = old.get(name)
         if o is None or o.type != r.type or under_replaced(name):
             changes.added.append(name)
         elif name in replaced or not o.same_metadata(r) or (
-                r.type == "file" and (o.ino, o.ctime) != (r.ino, r.ctime)):
+                copied and r.type == "file" and o.nlink != r.nlink):
+            changes.modified.append(name)
+        elif r.type == "file" and (o.ino, o.ctime) != (r.ino, r.ctime):
+            if copied:
+                candidates.append(name)
+                continue
             changes.modified.append(name)
         else:
             continue
         if r.type == "file" and r.nlink > 1:
             changed_inodes.add(r.ino)
+    if candidates:
+        unchanged = same_content(candidates) if same_content is not None else set()
+        for name in candidates:
+            if name not in unchanged:
+                changes.modified.append(name)
+                if new[name].nlink > 1:
+                    changed_inodes.add(new[name].ino)
     # A hardlink group travels whole: every name of a changed inode is rewritten,
     # so the layer's links never point at content from a lower layer.
     if changed_inodes:
