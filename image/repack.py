@@ -33,12 +33,12 @@ the recorded image's layers hold, read from the layout only then.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ketch.image import bundlemeta, oci
 from ketch.image.errors import BundleError, DigestError, LayerError, LayoutError
@@ -52,8 +52,8 @@ from ketch.image.layers.archive import (
     entry_for_path,
     write_layer,
 )
-from ketch.image.layers.compression import HashingReader, open_decompressed
 from ketch.image.layers.ownership import IdMap, map_to_container
+from ketch.image.layers.stream import LayerStream, media_type_compression
 from ketch.image.layout import Layout
 from ketch.image.paths import clean_name
 
@@ -82,57 +82,79 @@ def source_date_epoch() -> int | None:
 
 
 _CHUNK = 1 << 20
-_DIR = "dir"  # marks a directory in _original_digests' table (not a hex digest)
+_DIR = "dir"  # marks a directory in unchanged_files' table
 
 
-def _sha256_file(path: str) -> str | None:
-    h = hashlib.sha256()
+def _same_bytes(member: BinaryIO | None, path: str, size: int) -> bool:
+    """True when the file at ``path`` holds exactly the ``size`` bytes ``member`` reads."""
+    if member is None:
+        return False
     try:
         with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+            left = size
+            while left:
+                chunk = member.read(min(_CHUNK, left))
+                if not chunk or f.read(len(chunk)) != chunk:
+                    return False
+                left -= len(chunk)
+            return not f.read(1)
     except OSError:
-        return None
-    return h.hexdigest()
+        return False
 
 
-def _drop_below(table: dict[str, tuple[int, str]], prefix: str, layer: int) -> None:
+def _drop_below(table: dict[str, tuple[int, object]], prefix: str, layer: int) -> None:
     """Remove the entries under ``prefix`` (a ``"dir/"`` or ``""`` for all) that lower
     layers than ``layer`` put there."""
     for name in [n for n, (i, _) in table.items() if i < layer and n.startswith(prefix)]:
         del table[name]
 
 
-def original_digests(layout: Layout, manifest: dict) -> dict[str, str]:
-    """sha256 (hex) of every regular file the layers of image ``manifest`` leave behind,
-    keyed by path relative to the root (``"etc/motd"``).
+def unchanged_files(layout: Layout, manifest: dict, config: dict, rootfs: str,
+                    names: set[str]) -> set[str]:
+    """Those of ``names`` (regular files, paths relative to ``rootfs``) whose content is
+    byte for byte what the layers of image ``manifest`` leave at that path.
 
     Applies layer.md "Whiteouts" and "Opaque Whiteout" (to lower layers only),
-    type changes and hardlinks (a link gets its target's digest). Each blob is
-    checked against its descriptor digest. Raises :class:`LayerError`,
-    :class:`DigestError`, :class:`LayoutError`.
+    type changes and hardlinks (a link is unchanged when its target was and
+    both names are still one inode; layer application replaces, never writes
+    through, a file). Each blob is checked against its descriptor and its
+    uncompressed stream against ``config``'s ``rootfs.diff_ids``. Raises
+    :class:`LayerError`, :class:`DigestError`, :class:`LayoutError`.
     """
-    table: dict[str, tuple[int, str]] = {}
-    for index, desc in enumerate(manifest.get("layers", [])):
+    layers = manifest.get("layers", [])
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids")
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        raise LayerError("base image config rootfs.diff_ids does not match its layers")
+    # path -> (layer index, _DIR | True (same bytes now) | False)
+    table: dict[str, tuple[int, object]] = {}
+    for index, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         digest = desc["digest"]
-        algorithm, expected = oci.parse_digest(digest)
-        with layout.open_blob(digest) as blob:
-            raw = HashingReader(blob, hashlib.new(algorithm))
+        algorithm, _ = oci.parse_digest(diff_id)
+        with layout.open_blob(digest) as blob, \
+                LayerStream(blob, digest, desc.get("size"), algorithm, None,
+                            media_type_compression(desc.get("mediaType", ""))) as stream:
             try:
-                with tarfile.open(fileobj=open_decompressed(raw),  # type: ignore[arg-type]
-                                  mode="r|") as tf:
+                with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
                     for m in tf:
-                        _apply_member(table, index, tf, m)
+                        _apply_member(table, index, tf, m, rootfs, names)
+                actual = stream.finish()
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise LayerError(f"layer {digest}: {e}") from None
-            raw.drain()
-        if raw.hash.hexdigest() != expected:  # type: ignore[attr-defined]
-            raise DigestError(f"layer {digest}: content does not match its digest")
-    return {n: d for n, (_, d) in table.items() if d != _DIR}
+        if actual != diff_id:
+            raise DigestError(f"layer {digest}: uncompressed digest {actual} does not match "
+                              f"diff_id {diff_id}")
+    return {n for n, (_, same) in table.items() if same is True}
 
 
-def _apply_member(table: dict[str, tuple[int, str]], index: int, tf: tarfile.TarFile,
-                  m: tarfile.TarInfo) -> None:
+def _same_inode(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _apply_member(table: dict[str, tuple[int, object]], index: int, tf: tarfile.TarFile,
+                  m: tarfile.TarInfo, rootfs: str, names: set[str]) -> None:
     comps = clean_name(m.name)
     if not comps:
         return
@@ -154,22 +176,19 @@ def _apply_member(table: dict[str, tuple[int, str]], index: int, tf: tarfile.Tar
     if prev is not None and prev[1] == _DIR and not m.isdir():
         _drop_below(table, name + "/", index + 1)
     if m.isreg():
-        h = hashlib.sha256()
-        f = tf.extractfile(m)
-        if f is not None:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        table[name] = (index, h.hexdigest())
+        same = name in names and _same_bytes(tf.extractfile(m), os.path.join(rootfs, name),
+                                             m.size)  # type: ignore[arg-type]
+        table[name] = (index, same)
     elif m.islnk():
-        target = table.get("/".join(clean_name(m.linkname)))
-        if target is not None and target[1] != _DIR:
-            table[name] = (index, target[1])
-        else:
-            table.pop(name, None)
+        target = "/".join(clean_name(m.linkname))
+        t = table.get(target)
+        same = (t is not None and t[1] is True and name in names
+                and _same_inode(os.path.join(rootfs, name), os.path.join(rootfs, target)))
+        table[name] = (index, same)
     elif m.isdir():
         table[name] = (index, _DIR)
     else:
-        table.pop(name, None)
+        table[name] = (index, False)
 
 
 def diff_bundle(bundle: str, layout: Layout | None = None) -> tuple[mtree.Changes,
@@ -197,9 +216,8 @@ def diff_bundle(bundle: str, layout: Layout | None = None) -> tuple[mtree.Change
         source = layout if layout is not None else Layout.open(meta.layout)
         base_desc = meta.manifest
         base = source.read_document(base_desc, f"manifest {base_desc['digest']}")
-        digests = original_digests(source, base)
-        return {n for n in names
-                if n in digests and _sha256_file(os.path.join(rootfs, n)) == digests[n]}
+        config = source.read_document(base["config"], f"config {base['config']['digest']}")
+        return unchanged_files(source, base, config, rootfs, set(names))
 
     return mtree.compare(old, new, copied=True, same_content=same_content), new
 

@@ -18,15 +18,18 @@ and :func:`compare` runs in copied mode:
   "replaced": no opaque whiteout; deletions inside still give whiteouts);
 - regular files whose keywords differ (or whose link count moved) are
   modified; those whose keywords all agree but whose inode or ctime moved
-  are candidates, and the caller decides by content: repack hashes each
-  candidate and compares it with the sha256 of the content the recorded
-  image's layers hold for that path (read from the layout, only in copied
-  mode), so a same-size, same-mtime content change is still found.
+  are candidates, and the caller decides by content: repack compares each
+  candidate byte for byte with the content the recorded image's layers
+  leave at that path (streamed from the layout, only in copied mode), so a
+  same-size, same-mtime content change is still found; a file the layers do
+  not hold counts as modified. No digest is kept per file at unpack: that
+  would cost every unpack a read of every file, for the rare copied bundle.
 
 Copied mode is as exact as the in-place compare about the tree a layer
 reproduces; what it gives up is only the detection of a directory deleted
 and re-created with identical metadata, which is recorded as individual
 whiteouts and additions instead of an opaque whiteout (same resulting tree).
+It costs a read of the base image's layers (about as long as an unpack).
 
 The change kinds map to image-spec layer.md "Change Types": additions and
 modifications become entries, deletions become whiteouts (``.wh.NAME``,
@@ -184,6 +187,8 @@ def _escape(text: str) -> str:
 
 
 def _unescape(text: str) -> str:
+    if "\\" not in text:  # nearly every name: nothing was escaped
+        return text
     raw = bytearray()
     i = 0
     while i < len(text):

@@ -52,9 +52,13 @@ def _names(layout: Path, tag: str) -> set[str]:
         return {m.name.rstrip("/") or "." for m in tf.getmembers()}
 
 
-@pytest.mark.parametrize("tag", ["base", "three"])
-def test_copy_without_change_adds_no_layer(layout: Path, tmp_path: Path, tag: str) -> None:
-    run_ki("unpack", f"{layout}:{tag}", str(tmp_path / "b"))
+@pytest.mark.parametrize(("tag", "flags"), [("base", []), ("three", []),
+                                             ("three", ["--rootless"]),
+                                             ("base", ["--uid-map", "0:100000:65536",
+                                                       "--gid-map", "0:100000:65536"])])
+def test_copy_without_change_adds_no_layer(layout: Path, tmp_path: Path, tag: str,
+                                           flags: list[str]) -> None:
+    run_ki("unpack", *flags, f"{layout}:{tag}", str(tmp_path / "b"))
     _copy(tmp_path / "b", tmp_path / "copy")
     p = run_ki("repack", str(tmp_path / "copy"), f"{layout}:same")
     assert "no layer added" in p.stderr
