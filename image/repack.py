@@ -137,9 +137,13 @@ def unchanged_files(layout: Layout, manifest: dict, config: dict, rootfs: str,
                 with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
                     for m in tf:
                         _apply_member(table, index, tf, m, rootfs, names)
-                actual = stream.finish()
+            except tarfile.ReadError as e:
+                # Zero bytes is an empty changeset, as the applier reads it.
+                if str(e) != "empty file":
+                    raise LayerError(f"layer {digest}: {e}") from None
             except (tarfile.TarError, OSError, EOFError) as e:
                 raise LayerError(f"layer {digest}: {e}") from None
+            actual = stream.finish()
         if actual != diff_id:
             raise DigestError(f"layer {digest}: uncompressed digest {actual} does not match "
                               f"diff_id {diff_id}")

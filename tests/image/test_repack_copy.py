@@ -32,6 +32,8 @@ def layout(tmp_path: Path) -> Path:
     b.tag("base", b.image([BASE]))
     # Whiteouts, an opaque directory, type changes and hardlinks across layers.
     b.tag("three", b.image([BASE, UPPER, TOP]))
+    # An empty changeset of zero bytes between layers, uncompressed blobs.
+    b.tag("plain", b.image([BASE, b"", UPPER], compress=False))
     return path
 
 
@@ -52,7 +54,7 @@ def _names(layout: Path, tag: str) -> set[str]:
         return {m.name.rstrip("/") or "." for m in tf.getmembers()}
 
 
-@pytest.mark.parametrize(("tag", "flags"), [("base", []), ("three", []),
+@pytest.mark.parametrize(("tag", "flags"), [("base", []), ("three", []), ("plain", []),
                                              ("three", ["--rootless"]),
                                              ("base", ["--uid-map", "0:100000:65536",
                                                        "--gid-map", "0:100000:65536"])])
