@@ -511,6 +511,8 @@ class Container:
                                                detach)
         forwarder = None if detach else SignalForwarder()
         stdio = None
+        pid = 0
+        master = None
         try:
             if not detach and ours is None:
                 stdio = _stdio_pipes(self._doc["config"])
@@ -530,7 +532,16 @@ class Container:
                 if stdio is not None:
                     stdio.close_child_ends()
             master = _receive_master(ours)
+            if pid_file:
+                _write_pid_file(pid_file, pid)
         except BaseException:
+            if pid:  # a failed exec leaves no process behind (runc kills it too)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            if master is not None:
+                os.close(master)
             if forwarder is not None:
                 forwarder.restore()
             if stdio is not None:
@@ -541,24 +552,6 @@ class Container:
         finally:
             if ours is not None:
                 ours.close()
-        if pid_file:
-            try:
-                _write_pid_file(pid_file, pid)
-            except BaseException:
-                # a failed exec leaves no process behind (runc kills it too)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-                if forwarder is not None:
-                    forwarder.restore()
-                if stdio is not None:
-                    stdio.close()
-                if host_tty is not None:
-                    release_host_console(host_tty)
-                if master is not None:
-                    os.close(master)
-                raise
         if forwarder is None:
             return 0
         forwarder.target(pid, master, host_tty)

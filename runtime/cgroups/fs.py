@@ -240,38 +240,29 @@ class CgroupManager:
         removes them too)."""
         deadline = time.monotonic() + timeout
         for path in self.paths.values():
-            _remove_children(path, deadline)
-            while True:
-                try:
-                    os.rmdir(path)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.01)
+            _remove_tree(path, deadline)
 
 
-def _remove_children(path: str, deadline: float) -> None:
-    """rmdir every cgroup below ``path``, deepest first (cgroupfs files go with their
-    directory; symlinks are never followed)."""
+def _remove_tree(path: str, deadline: float) -> None:
+    """rmdir the cgroup ``path`` and every cgroup below it, deepest first (cgroupfs
+    files go with their directory; symlinks are never followed), retrying on EBUSY
+    until ``deadline`` (``time.monotonic()``) while exiting tasks linger."""
     try:
-        entries = [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+        children = [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
     except OSError:
-        return
-    for entry in entries:
-        _remove_children(entry.path, deadline)
-        while True:
-            try:
-                os.rmdir(entry.path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
+        children = []
+    for child in children:
+        _remove_tree(child, deadline)
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
 
 class CgroupJoinError(OSError):
