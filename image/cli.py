@@ -478,6 +478,8 @@ def login(registry: str, username: str | None, password: str | None, password_st
     source = "--password"
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise AuthError("--password-stdin: no password on standard input")
         source = "--password-stdin"
     elif password is None:
         password = click.prompt("Password", hide_input=True)
@@ -578,8 +580,10 @@ def _fill_closed_stdio() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+    if sys.stdin is None:
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 (lives as long as we do)
     if sys.stdout is None:
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (lives as long as we do)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 

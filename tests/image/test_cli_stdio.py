@@ -74,3 +74,13 @@ def test_sigterm_mid_unpack_removes_the_bundle(tmp_path: Path) -> None:
         assert p.returncode == 0, err  # it had finished: try again
         shutil.rmtree(bundle)
     pytest.fail("the unpack always finished before SIGTERM arrived")
+
+
+def test_login_with_stdin_closed_is_one_line() -> None:
+    """``login --password-stdin`` with stdin closed or empty: one line, exit 1 (it was
+    a traceback on ``sys.stdin is None``)."""
+    ki = " ".join(ketch_image_cmd())
+    for redirect in ("<&-", "</dev/null"):
+        p = _sh(f"{ki} login -u a --password-stdin localhost:1 {redirect}")
+        assert p.returncode == 1, p
+        assert p.stderr == "ketch-image: error: --password-stdin: no password on standard input\n"

@@ -288,3 +288,26 @@ def test_state_of_a_bundle_reached_through_a_symlink(runc: Runtime, ketch: Runti
         seen[rt.name] = (list(st), st["bundle"], st["annotations"])
     assert seen["ketch"] == seen["runc"], seen
     assert seen["ketch"][1] == str(bundle.resolve())
+
+
+def test_closed_stdio_is_not_a_crash(ketch: Runtime, make_bundle) -> None:
+    """``ketch`` started with stdout, stderr or stdin closed (``>&-``): output is lost
+    as runc's is, never an AttributeError or traceback (Python's sys.stdout was None);
+    a foreground ``run`` with stdin closed still runs its process to its status."""
+    import subprocess
+
+    for verb in (["list"], ["--version"], ["features"]):
+        argv = " ".join(ketch.argv(*verb))
+        for redirect in (">&-", "2>&-", "<&- >&- 2>&-"):
+            # fd 3 keeps bash's own stdout for the status line
+            p = subprocess.run(["bash", "-c", f"exec 3>&1; {argv} {redirect}; echo rc=$? >&3"],
+                               capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+            assert p.stdout.endswith("rc=0\n") and "Traceback" not in p.stderr and \
+                "AttributeError" not in p.stderr, (verb, redirect, p)
+    bundle = make_bundle(["sh", "-c", "cat; echo done; exit 4"])
+    cid = ketch.new_id("closedin")
+    run = " ".join(ketch.argv("run", "-b", str(bundle), cid))
+    p = subprocess.run(["bash", "-c", f"{run} <&-; echo rc=$?"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.stdout == "done\nrc=4\n" and "Traceback" not in p.stderr, p
