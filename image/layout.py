@@ -74,10 +74,18 @@ class BlobWriter:
         self._verifier = Verifier(digest, size) if digest else None
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
-        os.makedirs(layout.tmp_dir, exist_ok=True)
         import tempfile  # only writers need it (and its import of random)
 
-        fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
+        for attempt in range(5):
+            os.makedirs(layout.tmp_dir, exist_ok=True)
+            try:
+                fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
+                break
+            except FileNotFoundError:
+                # another process's cleanup_tmp() removed the (then empty) directory
+                # between our makedirs and mkstemp: make it again
+                if attempt == 4:
+                    raise
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
 

@@ -326,3 +326,31 @@ def test_an_index_of_many_tags_over_4_mib_is_read(layout: Path) -> None:
     run_ki("tag", f"{layout}:tag-00001-" + "x" * 400, "short")
     run_ki("inspect", f"{layout}:short")
     run_ki("validate", str(layout))
+
+
+def test_blob_writer_survives_the_temp_dir_vanishing(layout: Path, monkeypatch) -> None:
+    """Another process's cleanup may rmdir the empty temp directory between a writer's
+    makedirs and its mkstemp (a concurrent import failed with "no such file"): the
+    writer makes it again."""
+    import tempfile
+
+    from ketch.image.layout import Layout
+
+    real = tempfile.mkstemp
+    calls = []
+
+    def vanishing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            shutil.rmtree(layout / ".ketch-tmp")
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", vanishing)
+    lay = Layout.open(str(layout))
+    with lay.blob_writer() as w:
+        w.write(b"data")
+        desc = w.commit()
+    assert len(calls) == 2 and desc["size"] == 4
+    assert lay.read_blob(desc["digest"], 4) == b"data"
+    lay.release()
