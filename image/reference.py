@@ -106,6 +106,11 @@ def parse_reference(text: str) -> Reference:
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         if not _HOST_RE.fullmatch(first):
             raise ReferenceFormatError(f"invalid registry {first!r} in reference {original!r}")
+        port = first.rpartition(":")[2] if not first.endswith("]") else ""
+        if port.isdigit() and ":" in first and not 0 < int(port) <= 65535:
+            # the grammar allows any digits; no connection could be made to it
+            raise ReferenceFormatError(f"invalid registry {first!r} in reference {original!r}: "
+                                       f"port {port} out of range 1-65535")
         registry, path = first, rest
     else:
         registry, path = DOCKER_HUB, text

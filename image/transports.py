@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -29,6 +30,7 @@ from ketch.image.errors import LayoutError, ReferenceFormatError
 from ketch.image.reference import Reference, parse_layout_arg, parse_reference
 
 DOCKER, OCI, OCI_ARCHIVE = "docker", "oci", "oci-archive"
+_TRANSPORT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,14 @@ def parse_location(text: str) -> Location:
         if text.startswith(kind + ":"):
             path, tag = parse_layout_arg(text[len(kind) + 1:], default_tag=None)
             return Location(kind, path=path, tag=tag)
-    head, sep, _ = text.partition(":")
+    head, sep, rest = text.partition(":")
     if sep and head in ("docker", "dir", "docker-archive", "docker-daemon",
                         "containers-storage"):
         raise ReferenceFormatError(f"unsupported transport {head!r} in {text!r} "
+                                   "(use docker://, oci: or oci-archive:)")
+    if sep and rest.startswith("//") and _TRANSPORT_NAME_RE.fullmatch(head):
+        # "NAME://..." is a transport, never a layout path with a tag of "//..."
+        raise ReferenceFormatError(f"unknown transport {head!r} in {text!r} "
                                    "(use docker://, oci: or oci-archive:)")
     path, tag = parse_layout_arg(text, default_tag=None)
     return Location(OCI, path=path, tag=tag)

@@ -126,6 +126,8 @@ def test_failed_copy_leaves_the_archive_untouched(busybox_layout: str, tmp_path:
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.tar"]
     for bad, message in [("dir:/x", "unsupported transport 'dir'"),
                          ("docker://Bad/Name", "invalid repository name"),
+                         ("bogus://x", "unknown transport 'bogus'"),
+                         ("docker://localhost:99999/x", "port 99999 out of range 1-65535"),
                          ("oci:/x:bad tag", "invalid tag")]:
         p = run_ki("copy", bad, f"oci:{tmp_path / 'o'}", check=False)
         assert p.returncode == 1 and message in p.stderr, p.stderr
