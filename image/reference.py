@@ -86,6 +86,10 @@ def parse_reference(text: str) -> Reference:
     original = text
     if text.startswith("docker://"):
         text = text[len("docker://"):]
+    elif "://" in text and "/" not in text.partition("://")[0]:
+        scheme = text.partition("://")[0]
+        raise ReferenceFormatError(f"unknown transport {scheme!r} in {original!r} "
+                                   "(a registry reference is [docker://]HOST/NAME[:TAG])")
     if not text:
         raise ReferenceFormatError("empty image reference")
     digest = None

@@ -41,6 +41,7 @@ def test_reference_helpers() -> None:
     "", "Busybox", "app:", "app:-bad", "app:" + "x" * 129, "reg.example/", "reg.example//x",
     "a/b-/c", "app@sha256:abc", "app@sha256:" + "A" * 64, "app@md5:" + "a" * 32,
     "reg_ex.ample/app", "a" * 256, "localhost:99999/x", "reg.example:0/x",
+    "https://reg.example/x", "bogus://x",
 ])
 def test_parse_reference_rejects(text: str) -> None:
     with pytest.raises(ReferenceFormatError):
