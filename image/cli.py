@@ -362,12 +362,15 @@ def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, cre
 @cli.command()
 @click.argument("layout")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when the layout is valid.")
-def validate(layout: str, quiet: bool) -> None:
-    """Check LAYOUT: files, blob digests, references, schemas of every document."""
+@click.option("--verify-layers", is_flag=True,
+              help="Also decompress every layer and check it against the config's diff_ids.")
+def validate(layout: str, quiet: bool, verify_layers: bool) -> None:
+    """Check LAYOUT: files, blob digests, references, schemas of every document, one
+    diff_id per layer (with --verify-layers: the diff_ids' values too)."""
     from ketch.image.errors import LayoutError
     from ketch.image.validate import validate_layout
 
-    report = validate_layout(layout)
+    report = validate_layout(layout, verify_layers=verify_layers)
     for w in report.warnings:
         _warn(w)
     for p in report.problems:
@@ -376,8 +379,9 @@ def validate(layout: str, quiet: bool) -> None:
         raise LayoutError(f"{layout}: {len(report.problems)} problem(s), not a valid OCI "
                           "image layout")
     if not quiet:
+        layers = (f", {report.layers_verified} layers uncompressed" if verify_layers else "")
         click.echo(f"{layout}: valid OCI image layout ({report.tags} tags, {report.blobs} "
-                   f"blobs, {report.documents} documents checked)")
+                   f"blobs, {report.documents} documents checked{layers})")
 
 
 @cli.command()

@@ -9,6 +9,12 @@ for OCI configs; Docker schema2 documents are checked for shape only, as they
 have no OCI schema). Descriptors of a media type Ketch does not know are
 checked for presence only when their blob is stored (image-spec: unknown
 media types MUST be ignored, and non-distributable layers may be absent).
+
+An image config's ``rootfs.diff_ids`` must list one diff_id per layer of the
+manifest (image-spec config.md); with ``verify_layers`` each stored layer is
+also decompressed and its uncompressed digest compared with that entry, the
+check unpack makes (a layout can be valid blob by blob and still unpack to an
+error when a diff_id is wrong).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class Report:
     blobs: int = 0
     tags: int = 0
     documents: int = 0
+    verify_layers: bool = False
+    layers_verified: int = 0
 
     @property
     def valid(self) -> bool:
@@ -51,10 +59,14 @@ def _schema_errors(name: str, doc: Any) -> list[str]:
     return schemas.errors("image", name, doc)
 
 
-def validate_layout(path: str) -> Report:
+def validate_layout(path: str, verify_layers: bool = False) -> Report:
     """Check the layout at ``path``; return a :class:`Report` (never raises for content
-    problems, only :class:`~ketch.image.errors.LayoutError` when ``path`` is no layout)."""
-    report = Report()
+    problems, only :class:`~ketch.image.errors.LayoutError` when ``path`` is no layout).
+
+    ``verify_layers``: also decompress every stored layer of every image and compare
+    its digest with the config's ``rootfs.diff_ids`` entry (reads all layer bytes).
+    """
+    report = Report(verify_layers=verify_layers)
     layout = Layout.open(path)  # oci-layout present, parseable, version 1.0.0
     layout.hold_read_lock()  # a concurrent gc would make blobs look missing
     with open(os.path.join(layout.path, "oci-layout"), "rb") as f:
@@ -160,24 +172,76 @@ def _walk(layout: Layout, desc: Any, where: str, stored: dict[str, int], seen: s
         return
     if media_type == oci.OCI_MANIFEST:
         report.problems += [f"{where} ({digest}): {e}" for e in _schema_errors("manifest", doc)]
-    _check_config(layout, doc["config"], f"{where} -> config", stored, report)
+    config = _check_config(layout, doc["config"], f"{where} -> config", stored, report)
     for i, layer in enumerate(doc["layers"]):
         _walk(layout, layer, f"{where} -> layers[{i}]", stored, seen, report, depth + 1)
+    if config is not None:
+        _check_diff_ids(layout, doc["layers"], config, f"{where} -> config", stored, report)
 
 
 def _check_config(layout: Layout, desc: dict, where: str, stored: dict[str, int],
-                  report: Report) -> None:
+                  report: Report) -> dict | None:
+    """Check an image config; return it when it is a readable image config (not an
+    artifact's) whose schema holds, else None."""
     digest = desc["digest"]
     if stored.get(digest) != desc["size"]:
         report.problems.append(f"{where}: blob {digest} is missing, corrupt or of another size")
-        return
+        return None
     if desc["mediaType"] not in oci.CONFIG_TYPES:
-        return  # an artifact's config: any content is allowed
+        return None  # an artifact's config: any content is allowed
     report.documents += 1
     try:
         config = oci.load_json(layout.read_blob(digest, desc["size"]), f"{where} ({digest})")
     except ImageError as e:
         report.problems.append(str(e))
-        return
+        return None
     if desc["mediaType"] == oci.OCI_CONFIG:
-        report.problems += [f"{where} ({digest}): {e}" for e in _schema_errors("config", config)]
+        errors = [f"{where} ({digest}): {e}" for e in _schema_errors("config", config)]
+        report.problems += errors
+        if errors:
+            return None
+    return config if isinstance(config, dict) else None
+
+
+def _check_diff_ids(layout: Layout, layers: list, config: dict, where: str,
+                    stored: dict[str, int], report: Report) -> None:
+    """One ``rootfs.diff_ids`` entry per layer; with ``report.verify_layers``, each stored
+    layer's uncompressed digest equal to its entry."""
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        report.problems.append(f"{where}: no rootfs.diff_ids list")
+        return
+    if len(diff_ids) != len(layers):
+        report.problems.append(f"{where}: rootfs.diff_ids has {len(diff_ids)} entries for "
+                               f"{len(layers)} layers")
+        return
+    if not report.verify_layers:
+        return
+    for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        if (not isinstance(desc, dict) or desc.get("mediaType") not in oci.LAYER_TYPES
+                or stored.get(desc.get("digest", "")) != desc.get("size")):
+            continue  # reported by the walk, absent non-distributable, or not a layer
+        try:
+            actual = _uncompressed_digest(layout, desc, diff_id)
+        except (ImageError, OSError) as e:
+            report.problems.append(f"{where}: layers[{i}] ({desc['digest']}): {e}")
+            continue
+        report.layers_verified += 1
+        if actual != diff_id:
+            report.problems.append(f"{where}: rootfs.diff_ids[{i}] is {diff_id} but "
+                                   f"layers[{i}] ({desc['digest']}) uncompresses to {actual}")
+
+
+def _uncompressed_digest(layout: Layout, desc: dict, diff_id: object) -> str:
+    from ketch.image.layers.stream import LayerStream, media_type_compression
+
+    try:
+        algorithm = oci.parse_digest(diff_id)[0] if isinstance(diff_id, str) else "sha256"
+    except DigestError:
+        algorithm = "sha256"  # the schema check names the bad entry; still hash the layer
+    path = layout.blob_path(desc["digest"])
+    with open(path, "rb") as blob, LayerStream(
+            blob, desc["digest"], desc["size"], algorithm, None,
+            media_type_compression(desc["mediaType"])) as stream:
+        return stream.finish()

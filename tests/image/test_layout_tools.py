@@ -354,3 +354,47 @@ def test_blob_writer_survives_the_temp_dir_vanishing(layout: Path, monkeypatch) 
     assert len(calls) == 2 and desc["size"] == 4
     assert lay.read_blob(desc["digest"], 4) == b"data"
     lay.release()
+
+
+def _replace_config(layout: Path, tag: str, edit) -> dict:
+    """Rewrite the config of ``tag`` through ``edit(config)``; return the manifest."""
+    index = json.loads((layout / "index.json").read_text())
+    desc = layout_tags(str(layout))[tag]
+    b = LayoutBuilder.__new__(LayoutBuilder)  # reuse its blob writer on this layout
+    b.path = str(layout)
+    manifest = doc(layout, desc["digest"])
+    config = doc(layout, manifest["config"]["digest"])
+    edit(config)
+    manifest["config"] = b.blob(json.dumps(config).encode(), manifest["config"]["mediaType"])
+    new = b.blob(json.dumps(manifest).encode(), desc["mediaType"])
+    for d in index["manifests"]:
+        if d["digest"] == desc["digest"]:
+            d.update(digest=new["digest"], size=new["size"])
+    (layout / "index.json").write_text(json.dumps(index))
+    return manifest
+
+
+def test_validate_counts_diff_ids_and_verifies_them_on_request(layout: Path) -> None:
+    good = run_ki("validate", "--verify-layers", str(layout))
+    assert "layers uncompressed" in good.stdout and good.stderr == ""
+
+    def wrong_value(config: dict) -> None:
+        config["rootfs"]["diff_ids"][-1] = "sha256:" + "0" * 64
+
+    manifest = _replace_config(layout, "two", wrong_value)
+    # blob by blob the layout is fine; only decompressing shows the wrong diff_id
+    assert run_ki("validate", str(layout)).returncode == 0
+    problems = invalid_with(layout, "--verify-layers")
+    last = len(manifest["layers"]) - 1
+    assert len(problems) == 1 and f"rootfs.diff_ids[{last}] is sha256:{'0' * 64}" in problems[0] \
+        and manifest["layers"][last]["digest"] in problems[0], problems
+
+    _replace_config(layout, "one", lambda c: c["rootfs"]["diff_ids"].append("sha256:" + "1" * 64))
+    problems = invalid(layout)
+    assert any("rootfs.diff_ids has" in p and "entries for" in p for p in problems), problems
+
+
+def invalid_with(layout: Path, *flags: str) -> list[str]:
+    p = run_ki("validate", *flags, str(layout), check=False)
+    assert p.returncode == 1, p.stdout
+    return [x for x in p.stderr.splitlines() if x.startswith("ketch-image: invalid:")]
