@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -564,23 +564,63 @@ def _copy_blobs(dst: Destination, blobs: list[tuple[dict, Source]],
         return
     (first, first_src), *rest = sorted(unique.values(), key=lambda pair: -pair[0]["size"])
     under_way = threading.Event()
-    with ThreadPoolExecutor(max_workers=min(options.jobs, len(unique))) as pool:
-        futures = [pool.submit(dst.put_blob, first, first_src,
-                               _FirstBytes(options.progress, under_way))]
+    stop = threading.Event()
+    progress = _Stoppable(options.progress, stop)
+    pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(unique)))
+    futures = [pool.submit(dst.put_blob, first, first_src, _FirstBytes(progress, under_way))]
+    try:
         futures[0].add_done_callback(lambda _: under_way.set())
         # The others start once the largest one's bytes move (or it is done, or after
         # _HEAD_START): started together, their requests (a config's HEAD, POST, PUT)
         # held up the largest one's HEAD and POST, on its critical path (~6 ms of a
         # 50 MB push to a loopback registry).
         under_way.wait(_HEAD_START)
-        futures += [pool.submit(dst.put_blob, d, s, options.progress) for d, s in rest]
+        futures += [pool.submit(dst.put_blob, d, s, progress) for d, s in rest]
         for f in as_completed(futures):
             if f.exception() is not None:
-                # the first failure wins; queued blobs are dropped, running ones finish
-                # (leaving the pool waits for them, so no writer outlives the copy)
-                for other in futures:
-                    other.cancel()
-                raise f.exception()  # type: ignore[misc]
+                raise f.exception()  # type: ignore[misc]  # the first failure wins
+    except BaseException as e:
+        # Queued blobs are dropped and running ones stop at their next piece, so a
+        # failure or Ctrl-C/SIGTERM ends the copy at once (not after every blob).
+        stop.set()
+        for other in futures:
+            other.cancel()
+        if isinstance(e, Exception):
+            wait(futures)  # no writer outlives the copy
+        else:
+            # interrupted: a worker stuck on a silent peer is not waited for, as the
+            # process is about to end; the others remove their partial files first
+            wait(futures, timeout=_STOP_GRACE)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+class _Stopped(Exception):
+    """Raised in a blob worker whose copy was stopped (another blob failed, or the
+    process was interrupted); never seen by callers."""
+
+
+class _Stoppable:
+    """A progress sink passing everything on to ``progress`` until ``stop`` is set;
+    then the worker calling it (between two pieces of a blob) raises :class:`_Stopped`."""
+
+    def __init__(self, progress: Callable[[str], None], stop: threading.Event) -> None:
+        self.progress, self.stop = progress, stop
+
+    def __call__(self, msg: str) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+        self.progress(msg)
+
+    def blob_bytes(self, digest: str, done: int, total: int) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+        _report_bytes(self.progress, digest, done, total)
+
+
+# How long (seconds) an interrupted copy waits for its blob workers to clean up.
+_STOP_GRACE = 2.0
 
 
 # At most this long (seconds) the other blobs wait for the largest one's first bytes.

@@ -1,19 +1,23 @@
 """A TCP proxy for fault tests: starts listening only after ``delay`` seconds (until
 then connections are refused, as when a registry restarts), and with ``cut_after``
 closes the first connection that has carried more than that many client bytes
-(a connection lost in the middle of an upload)."""
+(a connection lost in the middle of an upload); with ``rate`` each direction of
+each connection carries at most that many bytes per second (a slow link, so a
+transfer is still under way when a test interrupts it)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class TcpProxy:
     def __init__(self, target_port: int, port: int, *, delay: float = 0.0,
-                 cut_after: int | None = None) -> None:
+                 cut_after: int | None = None, rate: int | None = None) -> None:
         self.target_port, self.port = target_port, port
+        self.rate = rate
         self.host = f"127.0.0.1:{port}"
         self.delay, self.cut_after = delay, cut_after
         self.cuts = 0
@@ -68,6 +72,8 @@ class TcpProxy:
                                        b"\x01\x00\x00\x00\x00\x00\x00\x00")
                         break
                 dst.sendall(data)
+                if self.rate:
+                    time.sleep(len(data) / self.rate)
         except OSError:
             pass
         finally:
