@@ -172,7 +172,8 @@ def rejected(registry: str, creds: tuple[str, str], status: int, by: str = "") -
 
 def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[str],
                 creds: tuple[str, str] | None, *, insecure: bool, verify: bool,
-                timeout: float, registry_host: str | None = None) -> str:
+                timeout: float, registry_host: str | None = None,
+                registry: str | None = None) -> str:
     """Get a Bearer token for ``scopes`` (one ``scope`` parameter each) from the
     challenge's realm.
 
@@ -183,6 +184,8 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     registry itself is insecure, so credentials do not travel in clear text to
     a remote server. Identity-token ``creds`` (:func:`identity_token`) are
     sent as an OAuth2 refresh-token grant (``POST``) under the same rules.
+    ``registry`` (``host[:port]``, default ``registry_host``) names the registry in
+    messages and in the ``login`` hint.
     Raises :class:`AuthError` when the server refuses or answers without a token.
     """
     import requests  # lazy: only network commands pay for it
@@ -202,7 +205,7 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
     withheld = ""
     if creds is not None and registry_host is not None and \
             not same_site(parts.hostname, registry_host):
-        withheld = (f" (credentials for {registry_host} are not sent to a token realm on "
+        withheld = (f" (credentials for {registry or registry_host} are not sent to a token realm on "
                     f"another host, {parts.hostname})")
         creds = None
     refresh = identity_token(creds)
@@ -225,7 +228,7 @@ def fetch_token(session: requests.Session, challenge: Challenge, scopes: list[st
         from ketch.image.registry.client import short_error
         raise RegistryError(f"token server {realm}: {short_error(e)}") from None
     if r.status_code in (401, 403):
-        registry = registry_host or parts.hostname
+        registry = registry or registry_host or parts.hostname
         if creds is not None:
             raise AuthError(rejected(registry, creds, r.status_code, realm))
         hint = withheld or f"; {login_hint(registry)}"

@@ -334,7 +334,8 @@ class RegistryClient:
             self._challenge = bearer
             token = fetch_token(self.session, bearer, self._scopes(bearer), self.creds,
                                 insecure=self.insecure, verify=self.tls_verify,
-                                timeout=self.timeout, registry_host=self.ref.host)
+                                timeout=self.timeout, registry_host=self.ref.host,
+                                registry=self.ref.registry)
             self._auth = "Bearer " + token
         elif basic is not None:
             if self.creds is None:
@@ -360,7 +361,8 @@ class RegistryClient:
         if self._challenge is not None:  # Bearer: get a token with the credentials alone
             token = fetch_token(self.session, self._challenge, [], self.creds,
                                 insecure=self.insecure, verify=self.tls_verify,
-                                timeout=self.timeout, registry_host=self.ref.host)
+                                timeout=self.timeout, registry_host=self.ref.host,
+                                registry=self.ref.registry)
             self._auth = "Bearer " + token
         r = self._request("GET", "/v2/")
         r.close()

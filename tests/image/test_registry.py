@@ -232,11 +232,13 @@ def test_bearer_pull_with_credentials(token_registry: Registry, token_image: str
 def test_bearer_refuses_anonymous_and_bad_password(token_registry: Registry, token_image: str,
                                                    tmp_path: Path) -> None:
     p = run_ki("pull", token_image, str(tmp_path / "l1"), check=False)
-    assert p.returncode == 1 and "refused anonymous access" in p.stderr
+    # the login hint names the registry with its port (it named 127.0.0.1 alone)
+    assert p.returncode == 1 and "refused anonymous access" in p.stderr \
+        and f"ketch-image login {token_registry.host}'" in p.stderr, p.stderr
     p = run_ki("pull", "--creds", f"{TOKEN_USER}:wrong", token_image, str(tmp_path / "l2"),
                check=False)
     assert p.returncode == 1 and "credentials from --creds were rejected by token server" \
-        in p.stderr
+        in p.stderr and p.stderr.split("error: ")[1].startswith(f"{token_registry.host}:")
     assert not (tmp_path / "l1").exists() and not (tmp_path / "l2").exists()
 
 
