@@ -72,11 +72,32 @@ def load(path: str) -> dict[str, Any]:
             doc = json.loads(f.read() or b"{}")
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
-        raise AuthError(f"auth file {path}: {e}") from None
+    except IsADirectoryError:
+        raise AuthError(f"auth file {path}: is a directory") from None
+    except OSError as e:
+        raise AuthError(f"auth file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise AuthError(f"auth file {path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict):
         raise AuthError(f"auth file {path}: not a JSON object")
+    _check_shape(doc, path)
     return doc
+
+
+def _check_shape(doc: dict[str, Any], path: str) -> None:
+    """The types docker's config.json has for the keys we read (docker and skopeo refuse a
+    file that breaks them, rather than reading around it)."""
+    for key in ("auths", "credHelpers"):
+        if key in doc and not isinstance(doc[key], dict):
+            raise AuthError(f"auth file {path}: {key!r} is not a JSON object")
+    for key, entry in (doc.get("auths") or {}).items():
+        if not isinstance(entry, dict):
+            raise AuthError(f"auth file {path}: auths entry {key!r} is not a JSON object")
+    for key, name in (doc.get("credHelpers") or {}).items():
+        if not isinstance(name, str):
+            raise AuthError(f"auth file {path}: credHelpers entry {key!r} is not a string")
+    if "credsStore" in doc and not isinstance(doc["credsStore"], str):
+        raise AuthError(f"auth file {path}: 'credsStore' is not a string")
 
 
 def _save(path: str, doc: dict[str, Any]) -> None:

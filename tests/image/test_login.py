@@ -107,6 +107,31 @@ def test_lookup_auths_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert credentials.lookup("reg.example:5000") is None
 
 
+@pytest.mark.parametrize("doc,message", [
+    ({"auths": "x"}, "'auths' is not a JSON object"),
+    ({"credHelpers": ["x"]}, "'credHelpers' is not a JSON object"),
+    ({"auths": {"h": "x"}}, "auths entry 'h' is not a JSON object"),
+    ({"credHelpers": {"h": 5}}, "credHelpers entry 'h' is not a string"),
+    ({"credsStore": 5}, "'credsStore' is not a string"),
+])
+def test_malformed_auth_file_is_one_line(doc: dict, message: str, tmp_path: Path) -> None:
+    """A malformed auths/credHelpers ended pull and login in an AttributeError traceback."""
+    path = tmp_path / "auth.json"
+    write_auth(path, doc)
+    env = {**os.environ, "REGISTRY_AUTH_FILE": str(path)}
+    for argv in (["pull", "127.0.0.1:1/x:1", str(tmp_path / "l")],
+                 ["logout", "127.0.0.1:1"]):
+        p = subprocess.run([*ketch_image_cmd(), *argv], input="pw\n", env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and p.stderr == \
+            f"ketch-image: error: auth file {path}: {message}\n", p.stderr
+    (tmp_path / "dir").mkdir()
+    env["REGISTRY_AUTH_FILE"] = str(tmp_path / "dir")
+    p = subprocess.run([*ketch_image_cmd(), "pull", "127.0.0.1:1/x:1", str(tmp_path / "l")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.stderr == f"ketch-image: error: auth file {tmp_path / 'dir'}: is a directory\n"
+
+
 def test_docker_config_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
