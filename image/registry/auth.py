@@ -97,8 +97,9 @@ def basic_header(username: str, password: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """True for localhost names and loopback IP addresses."""
-    if host in ("localhost",) or host.endswith(".localhost"):
+    """True for localhost names (any case) and loopback IP addresses."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

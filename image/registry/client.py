@@ -125,6 +125,7 @@ _CONNECT_ERRNOS = (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, err
 def short_error(e: BaseException) -> str:
     """One short line for a requests/urllib3 error (not urllib3's nested repr): the
     connection failure's reason, the TLS error itself, or the error's text."""
+    import http.client
     import ssl
 
     reason = connection_failure(e)
@@ -138,7 +139,17 @@ def short_error(e: BaseException) -> str:
             continue
         seen.append(cur)
         if isinstance(cur, ssl.SSLError):
+            if getattr(cur, "reason", None) == "WRONG_VERSION_NUMBER":
+                # what a TLS client reads when a plain-HTTP server answers it
+                return ("the server answered TLS with plain HTTP (a plain-HTTP registry: "
+                        "--tls-verify=false)")
             return " ".join(str(cur).split())
+        if isinstance(cur, http.client.IncompleteRead):
+            # urllib3's subclass keeps a count in ``partial``, http.client the bytes
+            got = cur.partial if isinstance(cur.partial, int) else len(cur.partial)
+            return (f"connection closed after {got} bytes of the body, {cur.expected} more "
+                    "expected" if cur.expected is not None else
+                    "connection closed before the end of the body")
         for nxt in (cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)

@@ -45,4 +45,5 @@ def test_malformed_challenges(header: str) -> None:
 def test_basic_header_and_loopback() -> None:
     assert basic_header("user", "pa:ss") == "Basic dXNlcjpwYTpzcw=="
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert is_loopback("LOCALHOST") and is_loopback("Api.Localhost")  # host names have no case
     assert not is_loopback("registry.example") and not is_loopback("10.0.0.1")

@@ -103,3 +103,37 @@ def test_registry_error_body_every_entry_on_one_line() -> None:
     assert _error_text(response({"errors": ["odd"]})) == "HTTP 400 Bad Request"
     long = {"errors": [{"code": "DENIED", "message": "x" * 1000}]}
     assert len(_error_text(response(long))) == 400
+
+
+def test_tls_to_a_plain_http_server_says_so() -> None:
+    """A TLS client reading a plain-HTTP answer got "[SSL: WRONG_VERSION_NUMBER] wrong
+    version number (_ssl.c:992)"; now it says what happened and what to do."""
+    import http.server
+    import threading
+
+    import requests
+
+    from ketch.image.registry.client import short_error
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(requests.exceptions.SSLError) as info:
+            requests.get(f"https://127.0.0.1:{server.server_port}/v2/", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert short_error(info.value) == ("the server answered TLS with plain HTTP (a plain-HTTP "
+                                       "registry: --tls-verify=false)")
+
+
+def test_a_body_cut_short_is_one_plain_line() -> None:
+    """Retry lines showed urllib3's nested tuple repr of IncompleteRead."""
+    import urllib3
+
+    from ketch.image.registry.client import short_error
+
+    cut = urllib3.exceptions.ProtocolError(
+        "Connection broken: IncompleteRead(1193 bytes read, 807 more expected)",
+        urllib3.exceptions.IncompleteRead(1193, 807))
+    assert short_error(cut) == "connection closed after 1193 bytes of the body, 807 more expected"
