@@ -72,7 +72,9 @@ TIMEOUT = 60.0
 _CHUNK = 1 << 20
 _LINK_NEXT_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 # A hostile registry could page tags forever; this bounds the listing.
-_MAX_TAG_PAGES = 1000
+# A registry paging with a cursor sends a new next-page URL each time; one sent twice
+# would loop forever. Past the loop check, this only bounds a hostile registry.
+_MAX_TAG_PAGES = 1_000_000
 # Pauses (seconds) before the retries of a request whose connection failed.
 RETRY_DELAYS = (0.5, 1.0, 2.0)
 _CONTENT_RANGE_RE = re.compile(r"bytes ([0-9]+)-[0-9]+/(?:[0-9]+|\*)")
@@ -547,6 +549,7 @@ class RegistryClient:
         """
         url = "tags/list" + (f"?{urlencode({'n': page_size})}" if page_size else "")
         tags: list[str] = []
+        visited: set[str] = set()
         for _ in range(_MAX_TAG_PAGES):
             r = self._get(url, {"Accept": "application/json"}, stream=False)
             with r:
@@ -562,7 +565,11 @@ class RegistryClient:
                 m = _LINK_NEXT_RE.search(r.headers.get("Link", ""))
             if m is None:
                 return tags
+            visited.add(r.url)
             url = urljoin(r.url, m.group(1))
+            if url in visited:
+                raise RegistryError(f"tags of {self.ref.repository}: the registry's next page "
+                                    f"{url} was listed before (a paging loop)")
             if not self._own_origin(url):
                 raise RegistryError(f"tags of {self.ref.repository}: next page {url} is on "
                                     "another host")

@@ -22,7 +22,8 @@ header received is appended to ``ranges``) unless ``ignore_range`` is set (then
 
 ``basic`` = ``(user, password)`` makes every ``/v2/`` request need HTTP Basic auth.
 ``tags/list`` pages by ``?n=``/``?last=`` with a relative ``Link`` header;
-``tags_link_host`` makes that Link point at another host instead.
+``tags_link_host`` makes that Link point at another host instead, ``tags_loop``
+at the first page again.
 ``redirect_host`` makes blob GETs answer 307 to ``http://<redirect_host>/storage/<digest>``
 (served here without auth; ``storage_auth`` records the Authorization header each got;
 with ``storage_rejects_auth`` a request carrying one gets ``403``). ``foreign`` blobs
@@ -58,6 +59,7 @@ class FakeRegistry:
         self.basic: tuple[str, str] | None = None
         self.redirect_host: str | None = None
         self.tags_link_host: str | None = None
+        self.tags_loop = False
         self.storage_rejects_auth = False
         self.foreign: dict[str, bytes] = {}  # served only under /storage/, not as blobs
         self.unavailable: dict[str, int] = {}
@@ -115,6 +117,9 @@ class FakeRegistry:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in separate writes: without this, delayed ACKs
+            # hold every response of a kept-alive connection for 40 ms
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -285,6 +290,8 @@ class FakeRegistry:
                     if len(tags) > n:
                         tags = tags[:n]
                         nxt = f"{url.path}?{urlencode({'n': n, 'last': tags[-1]})}"
+                        if fake.tags_loop:
+                            nxt = f"{url.path}?{urlencode({'n': n})}"
                         if fake.tags_link_host:
                             nxt = f"http://{fake.tags_link_host}{nxt}"
                         headers["Link"] = f'<{nxt}>; rel="next"'

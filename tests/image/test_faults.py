@@ -185,6 +185,20 @@ def test_tags_follow_link_pages_on_the_same_host_only(served: tuple[FakeRegistry
     assert p.returncode == 1 and "is on another host" in p.stderr
 
 
+def test_tags_list_has_no_page_cap_but_stops_a_paging_loop(served: tuple[FakeRegistry, str]
+                                                           ) -> None:
+    """Listing stopped with an error after 1000 pages, dropping what it had (skopeo lists
+    them all); a registry linking back to a page it sent is a loop, not more tags."""
+    fake, _ = served
+    for i in range(1100):
+        fake.manifests[f"t{i:04d}"] = fake.manifests["v1"]
+    p = run_ki("tags", "--page-size", "1", f"{fake.host}/app")
+    assert len(p.stdout.split()) == len([t for t in fake.manifests if ":" not in t]) > 1100
+    fake.tags_loop = True
+    p = run_ki("tags", "--page-size", "2", f"{fake.host}/app", check=False)
+    assert p.returncode == 1 and "(a paging loop)" in p.stderr, p.stderr
+
+
 # -- acceptance faults: each ends in success after a retry or one clear line, and the
 # -- layout validates afterwards with no partial blob -----------------------------------
 

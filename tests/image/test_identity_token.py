@@ -89,8 +89,7 @@ def test_identity_token_rejected_is_one_line(token_registry: Registry, refresh_t
             env=env)
     assert p.returncode == 1
     lines = p.stderr.strip().splitlines()
-    host = token_registry.host.rsplit(":", 1)[0]  # the token server's messages name the host
-    assert lines[-1] == (f"ketch-image: error: {host}: identity token from "
+    assert lines[-1] == (f"ketch-image: error: {token_registry.host}: identity token from "
                          "credential helper docker-credential-ketchid was rejected by token "
                          f"server {refresh_token.realm} (HTTP 401)"), p.stderr
     assert not (tmp_path / "l").exists()
