@@ -165,7 +165,12 @@ def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[s
     :func:`validate_ref_name` (which refuses ``..``, leading ``/`` and empty
     components; tags are only ever index.json annotations, never paths). Raises
     :class:`ReferenceFormatError`.
+
+    skopeo's ``oci:`` prefix is accepted and dropped (``oci:PATH[:TAG]``), unless
+    ``oci`` is itself an existing layout.
     """
+    if arg.startswith("oci:") and not _is_layout("oci"):
+        arg = arg[len("oci:"):]
     colons = [i for i, c in enumerate(arg) if c == ":"]
     for i in colons:
         if arg[:i] and arg[i + 1:] and _is_layout(arg[:i]):

@@ -71,7 +71,25 @@ def parse_location(text: str) -> Location:
         raise ReferenceFormatError(f"unknown transport {head!r} in {text!r} "
                                    "(use docker://, oci: or oci-archive:)")
     path, tag = parse_layout_arg(text, default_tag=None)
+    if not os.path.exists(path) and _names_a_registry(text):
+        # a pasted registry reference would otherwise become a new local layout
+        # (127.0.0.1:5000/app:v1 -> directory "127.0.0.1", tag "5000/app:v1")
+        raise ReferenceFormatError(f"{text!r} looks like a registry reference: write "
+                                   f"docker://{text} (a new layout: oci:PATH:TAG)")
     return Location(OCI, path=path, tag=tag)
+
+
+def _names_a_registry(text: str) -> bool:
+    """True if ``text`` parses as a reference whose first component is a registry host
+    (has a ``.`` or a port, or is ``localhost``), as docker decides."""
+    first, sep, _ = text.partition("/")
+    if not sep or not ("." in first or ":" in first or first == "localhost"):
+        return False
+    try:
+        parse_reference(text)
+    except ReferenceFormatError:
+        return False
+    return True
 
 
 def _member_ok(m: tarfile.TarInfo) -> bool:

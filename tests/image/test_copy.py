@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from .conftest import Registry
-from .helpers import F, LayoutBuilder, busybox_entries, check_layout, layout_tags, run_ki
+from .helpers import (
+    F,
+    LayoutBuilder,
+    busybox_entries,
+    check_layout,
+    ketch_image_cmd,
+    layout_tags,
+    run_ki,
+)
 from .test_push import access_log, read_doc, skopeo_inspect
 
 pytestmark = pytest.mark.registry
@@ -127,10 +135,18 @@ def test_failed_copy_leaves_the_archive_untouched(busybox_layout: str, tmp_path:
     for bad, message in [("dir:/x", "unsupported transport 'dir'"),
                          ("docker://Bad/Name", "invalid repository name"),
                          ("bogus://x", "unknown transport 'bogus'"),
+                         ("127.0.0.1:5000/app:v1", "looks like a registry reference: write "
+                                                   "docker://127.0.0.1:5000/app:v1"),
                          ("docker://localhost:99999/x", "port 99999 out of range 1-65535"),
                          ("oci:/x:bad tag", "invalid tag")]:
         p = run_ki("copy", bad, f"oci:{tmp_path / 'o'}", check=False)
         assert p.returncode == 1 and message in p.stderr, p.stderr
+    # a pasted registry reference as the destination made the local layout "127.0.0.1"
+    p = subprocess.run([*ketch_image_cmd(), "copy", f"oci:{busybox_layout}:one",
+                        "127.0.0.1:5000/app:v1"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and "looks like a registry reference" in p.stderr, p.stderr
+    assert not (tmp_path / "127.0.0.1").exists()
 
 
 def test_multi_arch_layouts_between_ketch_skopeo_and_umoci(registry: Registry,

@@ -78,6 +78,13 @@ def test_parse_layout_arg_uses_the_filesystem(tmp_path, monkeypatch) -> None:
     assert parse_layout_arg("dir:with/colon/new") == ("dir:with/colon/new", "latest")
     with pytest.raises(ReferenceFormatError):
         parse_layout_arg("tl:../escape")
+    # skopeo's oci: prefix, typed by habit (it read as the layout "oci")
+    assert parse_layout_arg("oci:tl:a:b") == ("tl", "a:b")
+    assert parse_layout_arg("oci:/abs/new:v1") == ("/abs/new", "v1")
+    os.makedirs("oci")
+    with open("oci/oci-layout", "w") as f:
+        f.write('{"imageLayoutVersion": "1.0.0"}')
+    assert parse_layout_arg("oci:v2") == ("oci", "v2")  # unless "oci" is a layout
 
 
 @pytest.mark.parametrize("arg", ["l:bad tag", "l:-x", ":tag", "l:a..b", "l:a/../b", "l:/abs",
