@@ -13,16 +13,22 @@ regular files under ``blobs/``), so a hostile archive cannot write elsewhere
 building the layout in a temporary directory (starting from the existing
 archive's content, so its other tags survive) and renaming a complete new tar
 over the old one.
+
+Those temporary files (``.ketch-archive-*`` beside the archive) are locked
+(``flock``) by the process using them; the next archive operation in the same
+directory removes the unlocked ones a killed process left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -92,6 +98,55 @@ def _names_a_registry(text: str) -> bool:
     return True
 
 
+_TMP_PREFIX = ".ketch-archive-"
+# A temporary file younger than this is left alone even when unlocked: its creator
+# may be between creating it and locking it.
+_STALE_AFTER = 10.0
+
+
+def _lock(path: str) -> int:
+    """An fd holding an exclusive flock on ``path``: the temporary file or directory is
+    in use until the fd is closed (or the process ends)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def remove_stale_temps(directory: str) -> list[str]:
+    """Remove the ``.ketch-archive-*`` files and directories in ``directory`` that no
+    live process holds (left by a killed ketch-image); return their names."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(_TMP_PREFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if time.time() - st.st_mtime < _STALE_AFTER:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            removed.append(name)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _member_ok(m: tarfile.TarInfo) -> bool:
     name = os.path.normpath(m.name)
     if name.startswith(("/", "..")) or name == ".":
@@ -113,14 +168,16 @@ def extracted_archive(path: str, must_exist: bool = True) -> Iterator[str]:
     layout's own files.
     """
     parent = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(parent)
     try:
-        tmp = tempfile.mkdtemp(prefix=".ketch-archive-", dir=parent)
+        tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=parent)
     except FileNotFoundError:
         raise LayoutError(f"{path}: directory {parent} does not exist") from None
     except NotADirectoryError:
         raise LayoutError(f"{path}: {parent} is not a directory") from None
     except OSError as e:
         raise LayoutError(f"{path}: cannot work in {parent} ({e.strerror})") from None
+    lock = _lock(tmp)
     try:
         layout_dir = os.path.join(tmp, "layout")
         os.mkdir(layout_dir)
@@ -150,6 +207,7 @@ def extracted_archive(path: str, must_exist: bool = True) -> Iterator[str]:
         yield layout_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        os.close(lock)
 
 
 def write_archive(layout_dir: str, path: str) -> None:
@@ -159,8 +217,9 @@ def write_archive(layout_dir: str, path: str) -> None:
     0:0 with fixed mode and mtime, so the same layout gives the same bytes.
     """
     parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ketch-archive-", suffix=".tar", dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tar", dir=parent)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # in use (see remove_stale_temps)
         with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w",
                                                     format=tarfile.PAX_FORMAT) as tf:
             names = ["oci-layout", "index.json", "blobs"]

@@ -182,3 +182,30 @@ def test_multi_arch_layouts_between_ketch_skopeo_and_umoci(registry: Registry,
     assert (tmp_path / "kb/rootfs/platform").read_text() == "arm64"
     assert run_ki("push", f"{sk}:s", f"{registry.host}/copy/interop:again").stdout.strip() == \
         idx["digest"]
+
+
+def test_archive_temp_files_of_a_killed_copy_are_removed_later(busybox_layout: str,
+                                                               tmp_path: Path) -> None:
+    """kill -9 during a copy into an oci-archive left a full-size .ketch-archive-* directory
+    beside the archive for good; the next archive operation there removes such leftovers,
+    but never one a live process holds (flock) or one just made."""
+    import fcntl
+    import os
+    import time
+
+    old = time.time() - 3600
+    stale_dir, stale_tar = tmp_path / ".ketch-archive-dead", tmp_path / ".ketch-archive-x.tar"
+    held, fresh = tmp_path / ".ketch-archive-held", tmp_path / ".ketch-archive-new"
+    for d in (stale_dir, held, fresh):
+        (d / "layout" / "blobs").mkdir(parents=True)
+    stale_tar.write_bytes(b"partial tar")
+    for p in (stale_dir, stale_tar, held):
+        os.utime(p, (old, old))
+    fd = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        run_ki("copy", f"oci:{busybox_layout}:one", f"oci-archive:{tmp_path / 'a.tar'}:one")
+    finally:
+        os.close(fd)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".ketch-archive-held", ".ketch-archive-new", "a.tar"], left
