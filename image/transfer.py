@@ -30,6 +30,7 @@ the same). With ``allow_nondistributable`` (docker's and crane's
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import threading
 import time
@@ -245,21 +246,25 @@ class Destination(Protocol):
 class LayoutDestination:
     """Writes into the OCI image layout at ``path``; ``tag`` entries go to index.json.
 
-    The layout is created on the first write (a copy that fails before it has
-    anything to store leaves no directory behind) and held with its shared
-    write lock (:meth:`Layout.hold_write_lock`) until :meth:`close`.
+    The layout is created on the first write and held with its shared write lock
+    (:meth:`Layout.hold_write_lock`) until :meth:`close`. A copy that fails
+    leaves no directory behind when it made the layout and stored nothing in it
+    (leaving the context with an exception); blobs it did store are kept, so a
+    rerun resumes.
     """
 
     def __init__(self, path: str) -> None:
         self.path, self.name = path, path
         self._layout: Layout | None = None
+        self._made = False
 
     @property
     def layout(self) -> Layout:
         if self._layout is None:
+            made = not os.path.lexists(self.path)
             layout = Layout.create(self.path)
             layout.hold_write_lock()
-            self._layout = layout
+            self._layout, self._made = layout, made
         return self._layout
 
     def close(self) -> None:
@@ -270,8 +275,12 @@ class LayoutDestination:
     def __enter__(self) -> LayoutDestination:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *_: object) -> None:
         self.close()
+        if exc_type is not None and self._made and self._layout is not None:
+            with contextlib.suppress(OSError):
+                _remove_if_unused(self._layout)
+
 
     def put_blob(self, desc: dict, src: Source, progress: Callable[[str], None]) -> None:
         digest, size = desc["digest"], desc["size"]
@@ -307,6 +316,27 @@ class LayoutDestination:
             return self.layout.read_blob(desc["digest"], desc["size"])
         except ImageError:
             return None
+
+
+
+def _remove_if_unused(layout: Layout) -> None:
+    """Remove ``layout`` if it holds no blob, no tag and no temp file and no other process
+    has it open for writing (its blobs lock is free)."""
+    import fcntl
+    import shutil
+
+    fd = os.open(os.path.join(layout.path, "blobs"), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another writer has started on it
+        if (any(":" in digest for digest, _path in layout.blob_digests())
+                or layout.index().get("manifests") or os.path.exists(layout.tmp_dir)):
+            return
+        shutil.rmtree(layout.path)
+    finally:
+        os.close(fd)
 
 
 class RegistryDestination:

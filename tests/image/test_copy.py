@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ketch.image.errors import DigestError
+
 from .conftest import Registry
 from .helpers import (
     F,
@@ -209,3 +211,36 @@ def test_archive_temp_files_of_a_killed_copy_are_removed_later(busybox_layout: s
         os.close(fd)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [".ketch-archive-held", ".ketch-archive-new", "a.tar"], left
+
+
+
+class _FailingSource:
+    """A source whose blobs break after their first bytes (a corrupt or cut-off source)."""
+
+    name = "failing"
+
+    def resume_chunks(self, desc: dict, start: int):
+        def chunks():
+            yield b"abc"
+            raise DigestError("blob digest mismatch")
+        return 0, chunks()
+
+
+def test_failed_copy_into_a_new_layout_leaves_no_directory(busybox_layout: str,
+                                                           tmp_path: Path) -> None:
+    """A copy from a corrupt layout left an empty new layout behind; one that stored
+    blobs keeps them (a rerun resumes), and an existing layout is never removed."""
+    from ketch.image.transfer import LayoutDestination
+
+    desc = {"digest": "sha256:" + "a" * 64, "size": 10}
+    for name, existing in (("new", False), ("old", True)):
+        if existing:
+            run_ki("copy", f"oci:{busybox_layout}:one", f"oci:{tmp_path / name}:one")
+        with pytest.raises(DigestError), LayoutDestination(str(tmp_path / name)) as dst:
+            dst.put_blob(desc, _FailingSource(), lambda _msg: None)  # type: ignore[arg-type]
+        assert (tmp_path / name).exists() == existing
+    kept = tmp_path / "kept"
+    with pytest.raises(DigestError), LayoutDestination(str(kept)) as dst:
+        dst.layout.write_blob(b"stored")
+        dst.put_blob(desc, _FailingSource(), lambda _msg: None)  # type: ignore[arg-type]
+    check_layout(str(kept))

@@ -82,11 +82,12 @@ def test_signal_stops_a_parallel_pull_and_a_rerun_completes(
         proxy.stop()
     assert code == status, err
     assert seconds < 3, f"{seconds:.1f} s from the signal to the exit"
-    layer_blobs = [f for f in (layout / "blobs" / "sha256").iterdir()
-                   if f.stat().st_size >= LAYER_SIZE]
-    assert len(layer_blobs) < LAYERS, "the pull went on to the end"
-    tmp = layout / ".ketch-tmp"
-    assert not tmp.exists() or not os.listdir(tmp), os.listdir(tmp)  # partial files removed
-    run_ki("validate", str(layout))
+    if layout.exists():  # a pull that stored no blob yet leaves no layout
+        layer_blobs = [f for f in (layout / "blobs" / "sha256").iterdir()
+                       if f.stat().st_size >= LAYER_SIZE]
+        assert len(layer_blobs) < LAYERS, "the pull went on to the end"
+        tmp = layout / ".ketch-tmp"
+        assert not tmp.exists() or not os.listdir(tmp), os.listdir(tmp)  # no partial files
+        run_ki("validate", str(layout))
     run_ki("pull", f"{registry.host}/{ref}", str(layout))
     run_ki("validate", "--verify-layers", str(layout))
