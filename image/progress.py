@@ -3,8 +3,9 @@
 Plain mode (stderr is not a terminal) prints one line per step, which logs and
 tests can read. On a terminal, each blob in flight gets a line with a bar and
 byte counts that is redrawn in place (ANSI cursor-up and erase-line), at most
-ten times a second; other messages scroll above the live lines. Safe to call
-from the download threads.
+ten times a second; a finished blob's line and other messages scroll above the
+live lines, so the last line printed is the result. Safe to call from the
+download threads.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ _REDRAW_INTERVAL = 0.1
 _BAR = 24
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+def _size(n: int) -> str:
+    """Decimal units as skopeo and docker print them (a 1193-byte config is not 0.0 MB)."""
+    if n < 1000:
+        return f"{n} B"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if n < scale * 1000 or unit == "GB":
+            return f"{n / scale:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 class TerminalProgress:
@@ -41,9 +48,16 @@ class TerminalProgress:
 
     def blob_bytes(self, digest: str, done: int, total: int) -> None:
         with self._lock:
+            if done >= total:
+                # finished: its final line scrolls up with the messages
+                self._blobs.pop(digest, None)
+                self._erase()
+                self.stream.write(_line(digest, done, total))
+                self._draw()
+                return
             self._blobs[digest] = [done, total]
             now = time.monotonic()
-            if done < total and now - self._last < _REDRAW_INTERVAL:
+            if now - self._last < _REDRAW_INTERVAL:
                 return
             self._last = now
             self._erase()
@@ -57,8 +71,12 @@ class TerminalProgress:
 
     def _draw(self) -> None:
         for digest, (done, total) in self._blobs.items():
-            filled = _BAR * done // total if total else _BAR
-            self.stream.write(f"Copying blob {digest[:19]} [{'=' * filled}{' ' * (_BAR - filled)}] "
-                              f"{_mb(done)} / {_mb(total)}\n")
+            self.stream.write(_line(digest, done, total))
         self._drawn = len(self._blobs)
         self.stream.flush()
+
+
+def _line(digest: str, done: int, total: int) -> str:
+    filled = min(_BAR, _BAR * done // total) if total else _BAR
+    return (f"Copying blob {digest[:19]} [{'=' * filled}{' ' * (_BAR - filled)}] "
+            f"{_size(done)} / {_size(total)}\n")
