@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from ketch.image import oci
-from ketch.image.errors import DigestError, LayoutError
+from ketch.image.errors import DigestError, ImageError, LayoutError
 from ketch.image.oci import Verifier, parse_digest
 
 TMP_DIR = ".ketch-tmp"
@@ -432,8 +432,10 @@ class Layout:
 
     # -- index.json and tags ------------------------------------------------------
 
-    def index(self) -> dict:
-        """The parsed ``index.json`` (validated as an image index)."""
+    def index(self, check_entries: bool = True) -> dict:
+        """The parsed ``index.json`` (validated as an image index; each entry as a
+        descriptor unless ``check_entries`` is false). Raises :class:`LayoutError`,
+        or the :class:`ManifestError`/:class:`DigestError` of a bad entry, named."""
         try:
             with open(os.path.join(self.path, "index.json"), "rb") as f:
                 data = f.read(oci.MAX_LAYOUT_INDEX_SIZE + 1)
@@ -442,8 +444,17 @@ class Layout:
         doc = oci.load_json(data, "index.json", oci.MAX_LAYOUT_INDEX_SIZE)
         if doc.get("schemaVersion") != 2 or not isinstance(doc.get("manifests"), list):
             raise LayoutError(f"{self.path}: index.json is not an image index")
-        for i, d in enumerate(doc["manifests"]):
-            oci.check_descriptor(d, f"index.json manifests[{i}]")
+        if check_entries:
+            for i, d in enumerate(doc["manifests"]):
+                try:
+                    oci.check_descriptor(d, f"index.json manifests[{i}]")
+                except ImageError as e:
+                    tag = _ref_name(d)
+                    fix = (f"; `ketch-image untag {self.path}:{tag}` removes it" if tag
+                           else "")
+                    what = f"index.json manifests[{i}]" + (f" (tag {tag!r})" if tag else "")
+                    message = str(e).replace(f"index.json manifests[{i}] ", "")
+                    raise type(e)(f"{self.path}: {what}: {message}{fix}") from None
         return doc
 
     def tags(self) -> dict[str, dict]:
@@ -489,10 +500,10 @@ class Layout:
         Returns the removed descriptor; raises :class:`LayoutError` if absent.
         """
         with self.locked():
-            index = self.index()
+            index = self.index(check_entries=False)  # a malformed entry can be dropped
             keep, removed = [], None
             for d in index["manifests"]:
-                if (d.get("annotations") or {}).get(oci.ANNOTATION_REF_NAME) == tag:
+                if _ref_name(d) == tag:
                     removed = d
                 else:
                     keep.append(d)
@@ -512,3 +523,10 @@ class Layout:
                 continue
             for name in sorted(os.listdir(sub)):
                 yield f"{alg}:{name}", os.path.join(sub, name)
+
+
+def _ref_name(entry: object) -> str | None:
+    """The ``org.opencontainers.image.ref.name`` of an index.json entry, if a string."""
+    annotations = entry.get("annotations") if isinstance(entry, dict) else None
+    name = annotations.get(oci.ANNOTATION_REF_NAME) if isinstance(annotations, dict) else None
+    return name if isinstance(name, str) else None

@@ -54,9 +54,18 @@ class Report:
 
 
 def _schema_errors(name: str, doc: Any) -> list[str]:
+    """Schema violations as ``$.path: message``, the first one per path only (a digest
+    breaking both the general and the sha256 pattern is one problem)."""
     from ketch import schemas  # imports jsonschema: only validate pays for it
 
-    return schemas.errors("image", name, doc)
+    seen: set[str] = set()
+    out = []
+    for err in schemas.errors("image", name, doc):
+        where = err.split(": ", 1)[0]
+        if where not in seen:
+            seen.add(where)
+            out.append(err)
+    return out
 
 
 def validate_layout(path: str, verify_layers: bool = False) -> Report:
@@ -80,10 +89,14 @@ def validate_layout(path: str, verify_layers: bool = False) -> Report:
     except (OSError, ImageError) as e:
         report.problems.append(f"index.json: {e}")
         return report
-    for err in _schema_errors("layout-index", index):
-        report.problems.append(f"index.json: {err}")
+    entries = index.get("manifests") if isinstance(index.get("manifests"), list) else []
+    # an entry that is no descriptor is reported once, by the walk (in plain words),
+    # not again by the schema's patterns
+    broken = {i for i, desc in enumerate(entries) if not _is_descriptor(desc)}
+    report.problems += [f"index.json: {err}" for err in _schema_errors("layout-index", index)
+                        if not any(_under(err, i) for i in broken)]
     seen: set[str] = set()
-    for i, desc in enumerate(index.get("manifests") or []):
+    for i, desc in enumerate(entries):
         if isinstance(desc, dict) and oci.ANNOTATION_REF_NAME in (desc.get("annotations") or {}):
             report.tags += 1
         _walk(layout, desc, f"index.json manifests[{i}]", stored, seen, report, 0)
@@ -93,6 +106,18 @@ def validate_layout(path: str, verify_layers: bool = False) -> Report:
                                "an interrupted operation (not blobs; `ketch-image gc` removes "
                                "them)")
     return report
+
+
+def _under(schema_error: str, i: int) -> bool:
+    return schema_error.startswith((f"$.manifests[{i}]:", f"$.manifests[{i}]."))
+
+
+def _is_descriptor(desc: Any) -> bool:
+    try:
+        oci.check_descriptor(desc)
+    except ImageError:
+        return False
+    return True
 
 
 def _check_blob_files(layout: Layout, report: Report) -> dict[str, int]:
@@ -133,7 +158,7 @@ def _walk(layout: Layout, desc: Any, where: str, stored: dict[str, int], seen: s
     try:
         oci.check_descriptor(desc, where)
     except ImageError as e:
-        report.problems.append(str(e))
+        report.problems.append(str(e) if where in str(e) else f"{where}: {e}")
         return
     for err in _schema_errors("descriptor", desc):
         report.problems.append(f"{where}: {err}")

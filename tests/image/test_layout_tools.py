@@ -398,3 +398,26 @@ def invalid_with(layout: Path, *flags: str) -> list[str]:
     p = run_ki("validate", *flags, str(layout), check=False)
     assert p.returncode == 1, p.stdout
     return [x for x in p.stderr.splitlines() if x.startswith("ketch-image: invalid:")]
+
+
+def test_a_malformed_index_entry_is_named_and_can_be_untagged(layout: Path) -> None:
+    """One bad index.json entry made every command fail with a bare "invalid digest"
+    and nothing could drop it but an editor; validate reported it three times."""
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "digest": "sha256:../../../../etc/passwd", "size": 10,
+                               "annotations": {"org.opencontainers.image.ref.name": "evil"}})
+    (layout / "index.json").write_text(json.dumps(index))
+    n = len(index["manifests"]) - 1
+    for command in ("ls", "gc"):
+        p = run_ki(command, str(layout), check=False)
+        assert p.returncode == 1 and p.stderr == (
+            f"ketch-image: error: {layout}: index.json manifests[{n}] (tag 'evil'): invalid "
+            f"digest 'sha256:../../../../etc/passwd'; `ketch-image untag {layout}:evil` "
+            "removes it\n"), p.stderr
+    problems = invalid(layout)
+    assert len(problems) == 1 and f"index.json manifests[{n}]" in problems[0] \
+        and "invalid digest" in problems[0], problems
+    run_ki("untag", f"{layout}:evil")
+    assert sorted(layout_tags(str(layout))) == ["one", "two"]
+    run_ki("validate", str(layout))
