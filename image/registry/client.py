@@ -231,7 +231,9 @@ class RegistryClient:
     repositories of the same registry blobs may be mounted from (their pull
     scope is asked for too). ``cert_dir`` is a docker ``certs.d``-style
     directory: every ``*.crt`` is trusted as a CA (besides the system ones), a
-    ``NAME.cert``/``NAME.key`` pair is the client certificate.
+    ``NAME.cert``/``NAME.key`` pair is the client certificate; without it, the
+    registry's directory in the standard ``certs.d`` places is used when there
+    is one (:func:`default_cert_dir`).
     """
 
     def __init__(self, ref: Reference, creds: tuple[str, str] | None = None,
@@ -263,6 +265,8 @@ class RegistryClient:
                       status_forcelist=(429, 500, 502, 503, 504),
                       allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
                       respect_retry_after_header=True)
+        if cert_dir is None:
+            cert_dir = default_cert_dir(ref.registry)
         ctx = cert_dir_context(cert_dir, tls_verify) if cert_dir is not None else None
         adapter: HTTPAdapter = _adapter(ctx, max_retries=retry, pool_maxsize=8)
         self.session.mount("https://", adapter)
@@ -697,6 +701,18 @@ def _import_http_stack() -> None:
         import requests  # noqa: F401 (with requests.adapters and urllib3.util.retry)
     finally:
         gc.enable()
+
+
+def default_cert_dir(registry: str) -> str | None:
+    """The first existing ``certs.d/<registry>`` directory (``registry`` is ``host[:port]``)
+    of ``$HOME/.config/containers``, ``/etc/containers`` and ``/etc/docker``: where
+    skopeo/podman and docker look for a registry's CAs and client certificate."""
+    for base in (os.path.expanduser("~/.config/containers/certs.d"),
+                 "/etc/containers/certs.d", "/etc/docker/certs.d"):
+        path = os.path.join(base, registry)
+        if os.path.isdir(path):
+            return path
+    return None
 
 
 def cert_dir_context(cert_dir: str, verify: bool = True) -> ssl.SSLContext:

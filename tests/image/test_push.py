@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from .conftest import TOKEN_PASS, TOKEN_USER, Registry
-from .helpers import F, LayoutBuilder, busybox_entries, check_layout, layout_tags, run_ki
+from .helpers import (
+    F,
+    LayoutBuilder,
+    busybox_entries,
+    check_layout,
+    ketch_image_cmd,
+    layout_tags,
+    run_ki,
+)
 
 pytestmark = pytest.mark.registry
 
@@ -168,6 +176,15 @@ def test_push_tls_cert_dir(tls_registry: Registry, busybox_layout: str, tmp_path
     p = run_ki("pull", "--cert-dir", str(tmp_path / "nope"), ref, str(tmp_path / "x"),
                check=False)
     assert p.returncode == 1 and "not a directory" in p.stderr
+    # without --cert-dir: the registry's directory under ~/.config/containers/certs.d,
+    # where skopeo and podman look too
+    home = tmp_path / "home"
+    (home / ".config/containers/certs.d").mkdir(parents=True)
+    shutil.copytree(certs, home / ".config/containers/certs.d" / tls_registry.host)
+    p = subprocess.run([*ketch_image_cmd(), "pull", ref, str(tmp_path / "default")],
+                       env={**os.environ, "HOME": str(home)}, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
 
 
 def test_push_bad_input(registry: Registry, busybox_layout: str, tmp_path: Path) -> None:
