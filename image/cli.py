@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import gc as _gc
 
-# Paused while this module and click load (enabled again at its end): the objects
-# they create live as long as the process, so collections on the way only cost
-# start-up time (~2 ms; see also registry.client._import_http_stack).
+# The collector stays paused while this module and click load: by the console
+# script (ketch.image.startup.main, which freezes what start-up created once the
+# command's module has loaded), or here, for a process that only imports this module
+# (enabled again at its end).
+_gc_was_enabled = _gc.isenabled()
 _gc.disable()
 
 import contextlib  # noqa: E402
@@ -31,6 +33,7 @@ from typing import NoReturn  # noqa: E402
 
 import click  # noqa: E402
 
+from ketch.image import startup  # noqa: E402
 from ketch.image.cli_common import PROG, say  # noqa: E402
 from ketch.image.errors import ImageError  # noqa: E402
 
@@ -76,6 +79,13 @@ class LazyGroup(click.Group):
             self.add_command(command, cmd_name)
         return command
 
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            startup.end()  # the command's own work runs with the collector
+
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS,
              context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,7 +94,8 @@ def cli() -> None:
     """Pull, push, copy, import, unpack, inspect and manage OCI images and image layouts."""
 
 
-_gc.enable()
+if _gc_was_enabled:
+    _gc.enable()
 
 
 def _os_error_text(e: OSError) -> str:
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: run the CLI, map errors to one line and exit status 1."""
     _fill_closed_stdio()
     signal.signal(signal.SIGTERM, _terminated)
+    startup.begin()
     try:
         code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except ImageError as e:
@@ -124,6 +136,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except _Terminated:
         say(f"{PROG}: terminated")
         _exit(143)
+    finally:
+        startup.end()  # when no command was resolved (--help, a usage error)
     _exit(code if isinstance(code, int) else 0)
 
 

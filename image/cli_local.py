@@ -15,6 +15,7 @@ import click
 
 from ketch.image.cli_common import PROG, creds_for, parse_platform_arg, registry_options, warn
 from ketch.image.reference import DEFAULT_TAG, parse_layout_arg
+from ketch.image.startup import load_http_stack
 
 
 @click.command("import")
@@ -113,6 +114,7 @@ def inspect(layout: str, platform: str | None, raw: bool, config_only: bool, cre
     if raw and config_only:
         raise click.UsageError("--raw and --config exclude each other")
     if layout.startswith("docker://"):
+        load_http_stack()
         from ketch.image.inspect_remote import inspect_remote
         from ketch.image.reference import parse_reference
 

@@ -12,6 +12,7 @@ import sys
 import click
 
 from ketch.image.cli_common import AUTHFILE, creds_for, registry_options
+from ketch.image.startup import load_http_stack
 
 
 @click.command()
@@ -26,6 +27,7 @@ def tags(ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
     from ketch.image.tags import registry_tags
 
     reference = parse_reference(ref)
+    load_http_stack()
     for name in registry_tags(reference, creds=creds_for(creds, authfile, reference),
                               tls_verify=tls_verify, cert_dir=cert_dir, page_size=page_size):
         click.echo(name)
@@ -68,6 +70,7 @@ def login(registry: str, username: str | None, password: str | None, password_st
         password = click.prompt("Password", hide_input=True)
         source = "the password typed in"
     assert username is not None and password is not None
+    load_http_stack()
     where = do_login(registry, username, password, authfile=authfile, tls_verify=tls_verify,
                      cert_dir=cert_dir, source=source)
     click.echo(f"Login Succeeded (credentials saved in {where})")

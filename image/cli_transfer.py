@@ -21,6 +21,7 @@ from ketch.image.cli_common import (
     registry_options,
 )
 from ketch.image.reference import DEFAULT_TAG, parse_layout_arg
+from ketch.image.startup import load_http_stack
 
 
 @click.command()
@@ -45,6 +46,7 @@ def pull(ref: str, layout: str, platform: str | None, all_platforms: bool, creds
     tag = tag or reference.tag or DEFAULT_TAG
     if all_platforms and platform:
         raise click.UsageError("--platform and --all-platforms exclude each other")
+    load_http_stack()
     result = do_pull(reference, path, tag, platform=parse_platform_arg(platform),
                      creds=creds_for(creds, authfile, reference),
                      tls_verify=tls_verify, cert_dir=cert_dir, all_platforms=all_platforms,
@@ -75,6 +77,7 @@ def push(layout: str, ref: str, creds: str | None, authfile: str | None, tls_ver
     reference = parse_reference(ref)
     for repo in mount_from:
         parse_reference(f"{reference.registry}/{repo}")  # validates the repository name
+    load_http_stack()
     desc = do_push(path, tag or DEFAULT_TAG, reference,
                    creds=creds_for(creds, authfile, reference),
                    tls_verify=tls_verify, cert_dir=cert_dir, mount_from=mount_from,
@@ -118,6 +121,8 @@ def copy(src: str, dst: str, all_platforms: bool, platform: str | None, src_cred
     if all_platforms and platform:
         raise click.UsageError("--platform and --all exclude each other")
     source, dest = parse_location(src), parse_location(dst)
+    if source.ref or dest.ref:
+        load_http_stack()
     src_auth = creds_for(src_creds, authfile, source.ref, "--src-creds") if source.ref else None
     dst_auth = creds_for(dest_creds, authfile, dest.ref, "--dest-creds") if dest.ref else None
     desc = do_copy(source, dest, all_platforms=all_platforms, platform=parse_platform_arg(platform),
