@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ketch.runtime.cli import log, output
+from ketch.runtime.cli import end_start_up, log, output
 from ketch.runtime.cli.flags import (
     BOOL,
     DURATION,
@@ -326,6 +326,7 @@ def _run_command(prog: str, cmd: Command, g: Parsed, root: str) -> int:
     debug = bool(g["debug"])
     try:
         module = __import__(f"ketch.runtime.cli.commands.{cmd.name}", fromlist=["run"])
+        end_start_up()  # the verb's own work runs with the collector
         return int(module.run(ctx))
     except StdoutClosed:
         raise

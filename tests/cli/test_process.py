@@ -98,3 +98,27 @@ def test_dies_of_sigpipe_like_go(tmp_path) -> None:
 def test_usage_error_exit_status(tmp_path) -> None:
     p = run_subprocess(["kill"])
     assert p.returncode == 1 and p.stdout.startswith("Incorrect Usage.\n\nNAME:\n   ketch kill - ")
+
+
+def test_start_up_is_frozen_and_the_verb_runs_with_the_collector(tmp_path) -> None:
+    # main() pauses the cyclic collector during start-up, then gc.freeze()s what the
+    # imports created and resumes it before the verb's work
+    code = ("import gc, sys\nfrom ketch.runtime.cli import main, app\n"
+            "seen = []\n"
+            "real = app.__dict__['end_start_up']\n"
+            "def probe():\n"
+            "    seen.append(gc.isenabled())\n"
+            "    real()\n"
+            "app.end_start_up = probe\n"
+            f"main(['ketch', '--root', {str(tmp_path)!r}, 'state', 'x'])\n"
+            "sys.stderr.write(f'\\nGC={seen} {gc.isenabled()} {gc.get_freeze_count() > 0}')\n")
+    p = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stderr.endswith("GC=[False] True True"), p.stderr
+
+
+def test_running_the_app_in_process_leaves_the_collector_alone(tmp_path) -> None:
+    code = ("import gc, sys\nfrom ketch.runtime.cli import app\n"
+            f"app.run(['ketch', '--root', {str(tmp_path)!r}, 'state', 'x'])\n"
+            "sys.stderr.write(f'\\nGC={gc.isenabled()} {gc.get_freeze_count()}')\n")
+    p = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stderr.endswith("GC=True 0"), p.stderr

@@ -47,3 +47,27 @@ def test_the_runtime_never_imports_the_image_side() -> None:
     pattern = re.compile(r"^\s*(?:from|import)\s+(ketch\.image[\w.]*)", re.M)
     used = {m for f in runtime_src.rglob("*.py") for m in pattern.findall(f.read_text())}
     assert used == set()
+
+
+def test_the_cli_loads_only_the_module_of_the_command_it_runs() -> None:
+    code = "\n".join([
+        "import contextlib, io, sys",
+        "from ketch.image import cli",
+        "loaded = lambda: sorted(m for m in sys.modules if m.startswith('ketch.image.cli_'))",
+        "assert loaded() == ['ketch.image.cli_common'], loaded()",
+        "with contextlib.redirect_stdout(io.StringIO()):",
+        "    cli.cli.main(['push', '--help'], standalone_mode=False)",
+        "assert loaded() == ['ketch.image.cli_common', 'ketch.image.cli_transfer'], loaded()",
+        "out = io.StringIO()",
+        "with contextlib.redirect_stdout(out):",
+        "    cli.cli.main(['--help'], standalone_mode=False)",
+        "listed = [line.split()[0] for line in out.getvalue().split('Commands:')[1].splitlines()",
+        "          if line.strip()]",
+        "assert listed == sorted(cli.COMMANDS), listed",
+    ])
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_importing_the_cli_leaves_the_garbage_collector_on() -> None:
+    code = "import gc, ketch.image.cli\nassert gc.isenabled()\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
