@@ -98,6 +98,29 @@ if _gc_was_enabled:
     _gc.enable()
 
 
+# Options that take a boolean value, which skopeo's (Go) flags also accept bare.
+_BOOL_OPTIONS = frozenset({"--tls-verify", "--src-tls-verify", "--dest-tls-verify"})
+_BOOL_WORDS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off", "t", "f",
+                         "y", "n"})
+
+
+def bare_bool_flags(args: list[str]) -> list[str]:
+    """``--tls-verify`` alone means ``--tls-verify=true`` (as in skopeo), instead of
+    taking the next argument as its value; ``--tls-verify false`` still works.
+
+    Arguments after ``--`` are left alone. Returns a new list.
+    """
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if arg in _BOOL_OPTIONS and (nxt is None or nxt.lower() not in _BOOL_WORDS):
+            arg += "=true"
+        out.append(arg)
+    return out
+
+
 def _os_error_text(e: OSError) -> str:
     """``PATH: problem`` (not Python's ``[Errno N] ...: 'PATH'``)."""
     if e.strerror is None:
@@ -116,7 +139,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _terminated)
     startup.begin()
     try:
-        code = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+        args = bare_bool_flags(sys.argv[1:] if argv is None else argv)
+        code = cli.main(args=args, prog_name=PROG, standalone_mode=False)
     except ImageError as e:
         say(f"{PROG}: error: {' '.join(str(e).split())}")
         _exit(1)

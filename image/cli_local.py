@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ketch.image.cli_common import PROG, creds_for, parse_platform_arg, registry_options, warn
-from ketch.image.reference import DEFAULT_TAG, parse_layout_arg
+from ketch.image.reference import DEFAULT_TAG, layout_path_arg, parse_layout_arg
 from ketch.image.startup import load_http_stack
 
 
@@ -163,6 +163,7 @@ def validate(layout: str, quiet: bool, verify_layers: bool) -> None:
     from ketch.image.errors import LayoutError
     from ketch.image.validate import validate_layout
 
+    layout = layout_path_arg(layout)
     report = validate_layout(layout, verify_layers=verify_layers)
     for w in report.warnings:
         warn(w)
@@ -185,7 +186,7 @@ def gc(layout: str, dry_run: bool) -> None:
     from ketch.image.gc import gc as do_gc
 
     partials: list[str] = []
-    for digest in do_gc(layout, dry_run=dry_run, partials=partials):
+    for digest in do_gc(layout_path_arg(layout), dry_run=dry_run, partials=partials):
         click.echo(digest)
     for path in partials:  # what interrupted writes left (a killed pull or repack)
         click.echo(path)
@@ -222,5 +223,5 @@ def ls(layout: str, long_: bool) -> None:
     """List the tags of LAYOUT."""
     from ketch.image.tags import layout_tags
 
-    for name, desc in layout_tags(layout):
+    for name, desc in layout_tags(layout_path_arg(layout)):
         click.echo(f"{name}\t{desc['digest']}\t{desc['mediaType']}" if long_ else name)

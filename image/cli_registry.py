@@ -26,6 +26,9 @@ def tags(ref: str, creds: str | None, authfile: str | None, tls_verify: bool,
     from ketch.image.reference import parse_reference
     from ketch.image.tags import registry_tags
 
+    name_part = ref.removeprefix("docker://").rsplit("/", 1)[-1]
+    if ":" in name_part or "@" in name_part:
+        raise click.UsageError(f"{ref}: tags takes a repository, without a tag or digest")
     reference = parse_reference(ref)
     load_http_stack()
     for name in registry_tags(reference, creds=creds_for(creds, authfile, reference),
@@ -62,7 +65,8 @@ def login(registry: str, username: str | None, password: str | None, password_st
         username = click.prompt("Username")
     source = "--password"
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        # one line, its end in either convention (docker and skopeo drop a "\r" too)
+        password = sys.stdin.readline().rstrip("\n").removesuffix("\r")
         if not password:
             raise AuthError("--password-stdin: no password on standard input")
         source = "--password-stdin"

@@ -74,18 +74,7 @@ class BlobWriter:
         self._verifier = Verifier(digest, size) if digest else None
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
-        import tempfile  # only writers need it (and its import of random)
-
-        for attempt in range(5):
-            os.makedirs(layout.tmp_dir, exist_ok=True)
-            try:
-                fd, self._tmp = tempfile.mkstemp(dir=layout.tmp_dir, prefix=_BLOB_TMP_PREFIX)
-                break
-            except FileNotFoundError:
-                # another process's cleanup_tmp() removed the (then empty) directory
-                # between our makedirs and mkstemp: make it again
-                if attempt == 4:
-                    raise
+        fd, self._tmp = _temp_file(layout.tmp_dir, _BLOB_TMP_PREFIX)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
 
@@ -215,10 +204,7 @@ class Layout:
     # -- files --------------------------------------------------------------------
 
     def _write_file(self, name: str, data: bytes) -> None:
-        os.makedirs(self.tmp_dir, exist_ok=True)
-        import tempfile  # only writers need it (and its import of random)
-
-        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix=name + "-")
+        fd, tmp = _temp_file(self.tmp_dir, name + "-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -530,3 +516,19 @@ def _ref_name(entry: object) -> str | None:
     annotations = entry.get("annotations") if isinstance(entry, dict) else None
     name = annotations.get(oci.ANNOTATION_REF_NAME) if isinstance(annotations, dict) else None
     return name if isinstance(name, str) else None
+
+
+def _temp_file(tmp_dir: str, prefix: str) -> tuple[int, str]:
+    """``mkstemp`` in the layout's temp directory, made first if missing: another
+    process's :meth:`Layout.cleanup_tmp` may remove the (then empty) directory between
+    our makedirs and mkstemp, so that is retried. Returns ``(fd, path)``."""
+    import tempfile  # only writers need it (and its import of random)
+
+    for attempt in range(5):
+        os.makedirs(tmp_dir, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=tmp_dir, prefix=prefix)
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")

@@ -145,6 +145,14 @@ def validate_ref_name(name: str) -> str:
     return name
 
 
+def layout_path_arg(arg: str) -> str:
+    """A CLI ``LAYOUT`` argument (a path, no tag), with skopeo's ``oci:`` prefix dropped
+    unless ``oci`` is itself an existing layout."""
+    if arg.startswith("oci:") and not _is_layout("oci"):
+        return arg[len("oci:"):]
+    return arg
+
+
 def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[str, str | None]:
     """Split a CLI ``LAYOUT[:TAG]`` argument into ``(layout_path, tag)``.
 
@@ -169,8 +177,7 @@ def parse_layout_arg(arg: str, default_tag: str | None = DEFAULT_TAG) -> tuple[s
     skopeo's ``oci:`` prefix is accepted and dropped (``oci:PATH[:TAG]``), unless
     ``oci`` is itself an existing layout.
     """
-    if arg.startswith("oci:") and not _is_layout("oci"):
-        arg = arg[len("oci:"):]
+    arg = layout_path_arg(arg)
     colons = [i for i, c in enumerate(arg) if c == ":"]
     for i in colons:
         if arg[:i] and arg[i + 1:] and _is_layout(arg[:i]):

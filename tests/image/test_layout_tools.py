@@ -353,6 +353,10 @@ def test_blob_writer_survives_the_temp_dir_vanishing(layout: Path, monkeypatch) 
         desc = w.commit()
     assert len(calls) == 2 and desc["size"] == 4
     assert lay.read_blob(desc["digest"], 4) == b"data"
+    # index.json is written the same way (a concurrent `tag` failed like that too)
+    calls.clear()
+    lay.set_tag("again", lay.lookup("one"))
+    assert len(calls) == 2 and "again" in layout_tags(str(layout))
     lay.release()
 
 
@@ -421,3 +425,11 @@ def test_a_malformed_index_entry_is_named_and_can_be_untagged(layout: Path) -> N
     run_ki("untag", f"{layout}:evil")
     assert sorted(layout_tags(str(layout))) == ["one", "two"]
     run_ki("validate", str(layout))
+
+
+def test_layout_commands_take_the_oci_prefix(layout: Path) -> None:
+    """skopeo users type oci:PATH by habit; ls said "oci:L1: not an OCI image layout"."""
+    assert sorted(run_ki("ls", f"oci:{layout}").stdout.split()) == ["one", "two"]
+    assert "valid OCI image layout" in run_ki("validate", f"oci:{layout}").stdout
+    run_ki("gc", "-n", f"oci:{layout}")
+    assert json.loads(run_ki("inspect", f"oci:{layout}:one").stdout)["manifest"]

@@ -108,3 +108,36 @@ def test_login_without_a_terminal_fails_at_once(basic_fake: FakeRegistry,
     p = ki("login", "-u", "bob", "--password-stdin", basic_fake.host, env=home, stdin="no\n")
     assert one_line(p) == \
         f"{basic_fake.host}: credentials from --password-stdin were rejected (HTTP 401)"
+
+
+def test_password_stdin_with_a_crlf_line_end(basic_fake: FakeRegistry,
+                                             home: dict[str, str]) -> None:
+    """A password piped with CRLF ("pw\\r\\n", a Windows-edited file) was sent with the
+    \\r and rejected; docker and skopeo drop it."""
+    p = ki("login", "-u", "bob", "--password-stdin", basic_fake.host, env=home,
+           stdin="pw\r\n")
+    assert p.returncode == 0, p.stderr
+
+
+def test_bare_tls_verify_and_tags_of_a_tagged_ref(basic_fake: FakeRegistry,
+                                                  home: dict[str, str]) -> None:
+    """`--tls-verify` alone means true, as in skopeo (it took the next argument as its
+    value); `tags` refuses a reference with a tag (the tag was silently ignored)."""
+    p = ki("tags", "--creds", "bob:pw", "--tls-verify", f"{basic_fake.host}/app", env=home)
+    assert p.returncode == 0 and p.stdout.split() == ["v1"], p.stderr
+    p = ki("tags", "--creds", "bob:pw", "--tls-verify", "true", f"{basic_fake.host}/app",
+           env=home)
+    assert p.returncode == 0 and p.stdout.split() == ["v1"], p.stderr
+    p = ki("tags", f"{basic_fake.host}/app:v1", env=home)
+    assert p.returncode == 2 and "tags takes a repository, without a tag or digest" in p.stderr
+
+
+def test_bare_bool_flags() -> None:
+    from ketch.image.cli import bare_bool_flags
+
+    assert bare_bool_flags(["pull", "--tls-verify", "r/x", "l"]) == \
+        ["pull", "--tls-verify=true", "r/x", "l"]
+    assert bare_bool_flags(["copy", "--src-tls-verify", "False", "a", "b"]) == \
+        ["copy", "--src-tls-verify", "False", "a", "b"]
+    assert bare_bool_flags(["push", "--dest-tls-verify"]) == ["push", "--dest-tls-verify=true"]
+    assert bare_bool_flags(["x", "--", "--tls-verify"]) == ["x", "--", "--tls-verify"]

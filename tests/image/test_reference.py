@@ -3,7 +3,7 @@ import os
 import pytest
 
 from ketch.image.errors import ReferenceFormatError
-from ketch.image.reference import Reference, parse_layout_arg, parse_reference
+from ketch.image.reference import Reference, layout_path_arg, parse_layout_arg, parse_reference
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -85,6 +85,9 @@ def test_parse_layout_arg_uses_the_filesystem(tmp_path, monkeypatch) -> None:
     with open("oci/oci-layout", "w") as f:
         f.write('{"imageLayoutVersion": "1.0.0"}')
     assert parse_layout_arg("oci:v2") == ("oci", "v2")  # unless "oci" is a layout
+    assert layout_path_arg("oci:tl") == "oci:tl"
+    os.remove("oci/oci-layout")
+    assert layout_path_arg("oci:tl") == "tl" and layout_path_arg("tl") == "tl"
 
 
 @pytest.mark.parametrize("arg", ["l:bad tag", "l:-x", ":tag", "l:a..b", "l:a/../b", "l:/abs",
