@@ -75,8 +75,14 @@ def creds_for(value: str | None, authfile: str | None, ref: Any,
     else None. Raises click.BadParameter for a ``value`` without ``:`` or user."""
     if value is not None:
         return _creds(value, flag)
-    from ketch.image.registry.credentials import lookup
-    return lookup(ref.registry, ref.repository, authfile)
+    from ketch.image.registry.credentials import CredentialHelperMissing, lookup
+    try:
+        return lookup(ref.registry, ref.repository, authfile)
+    except CredentialHelperMissing as e:
+        # as skopeo does: an uninstalled helper must not stop an anonymous pull; a
+        # registry that wants credentials then says so
+        warn(f"{e}; continuing without credentials")
+        return None
 
 
 ALLOW_ND = click.option(

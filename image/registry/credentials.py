@@ -119,6 +119,11 @@ def _save(path: str, doc: dict[str, Any]) -> None:
         raise
 
 
+class CredentialHelperMissing(AuthError):
+    """The ``docker-credential-NAME`` program of ``credsStore``/``credHelpers`` is not
+    installed."""
+
+
 def _helper(name: str, action: str, stdin: str) -> subprocess.CompletedProcess:
     import subprocess  # only with a helper configured: spares every registry command ~3 ms
 
@@ -127,7 +132,7 @@ def _helper(name: str, action: str, stdin: str) -> subprocess.CompletedProcess:
         return subprocess.run([program, action], input=stdin, capture_output=True, text=True,
                               timeout=_HELPER_TIMEOUT)
     except FileNotFoundError:
-        raise AuthError(f"credential helper {program} not found in PATH") from None
+        raise CredentialHelperMissing(f"credential helper {program} not found in PATH") from None
     except subprocess.TimeoutExpired:
         raise AuthError(f"credential helper {program} {action} timed out") from None
 

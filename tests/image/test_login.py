@@ -253,3 +253,22 @@ def test_credentials_not_sent_to_a_token_realm_on_another_host(
         assert token.requests[-1]["user"] == "bob"
     finally:
         token.stop()
+
+
+def test_missing_credential_helper_does_not_stop_an_anonymous_pull(
+        fake_registry: FakeRegistry, tmp_path: Path) -> None:
+    """A credsStore naming an uninstalled helper failed every pull ("credential helper
+    ... not found in PATH"); skopeo pulls anonymously. Now a warning, then the pull."""
+    b = LayoutBuilder(str(tmp_path / "src"))
+    b.tag("v1", b.image([[D("etc"), F("etc/hostname", b"v1\n")]]))
+    fake_registry.load_layout(str(tmp_path / "src"), "v1")
+    auth = tmp_path / "auth.json"
+    write_auth(auth, {"credsStore": "ketch-missing-helper"})
+    env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth)}
+    p = subprocess.run([*ketch_image_cmd(), "pull", f"{fake_registry.host}/app:v1",
+                        str(tmp_path / "l")], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "warning: credential helper docker-credential-ketch-missing-helper not found in " \
+        "PATH; continuing without credentials" in p.stderr
+    check_layout(str(tmp_path / "l"))
