@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit(1)
     except click.exceptions.Abort:
         say(f"{PROG}: aborted")
-        _exit(130)
+        _exit_interrupted(130)
     except click.ClickException as e:
         with contextlib.suppress(OSError):
             e.show()
@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit(1)
     except KeyboardInterrupt:
         say(f"{PROG}: interrupted")
-        _exit(130)
+        _exit_interrupted(130)
     except _Terminated:
         say(f"{PROG}: terminated")
-        _exit(143)
+        _exit_interrupted(143)
     finally:
         startup.end()  # when no command was resolved (--help, a usage error)
     _exit(code if isinstance(code, int) else 0)
@@ -195,6 +195,24 @@ def _fill_closed_stdio() -> None:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+def _exit_interrupted(code: int) -> NoReturn:
+    """End an interrupted command (Ctrl-C, SIGTERM) at once: blob writers still stuck
+    on a slow peer are abandoned (joining them took as long as their transfer), after
+    their partial files are removed."""
+    import os
+
+    layout = sys.modules.get("ketch.image.layout")
+    if layout is not None:
+        layout.remove_own_partial_blobs()
+    import atexit
+
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _exit(code: int) -> NoReturn:

@@ -49,6 +49,30 @@ _BLOB_TMP_PREFIX = "blob-"
 _CHUNK = 1 << 20
 
 
+# Temp files of this process's unfinished blob writes (absolute paths). A copy that
+# is interrupted abandons workers stuck on a slow peer; their partial files are
+# removed from here instead (see remove_own_partial_blobs).
+_own_partial_blobs: set[str] = set()
+
+
+def remove_own_partial_blobs(tmp_dir: str | None = None) -> list[str]:
+    """Delete the temp files of this process's unfinished blob writes (those under
+    ``tmp_dir`` only, if given), and ``tmp_dir``/their directories when left empty.
+    For the end of an interrupted command whose writer threads are abandoned.
+    Returns the paths removed."""
+    removed = []
+    for path in sorted(_own_partial_blobs):
+        if tmp_dir is not None and os.path.dirname(path) != tmp_dir:
+            continue
+        _own_partial_blobs.discard(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
+    return removed
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -75,6 +99,7 @@ class BlobWriter:
         self._sha256 = None if digest else hashlib.sha256()
         self.size = 0
         fd, self._tmp = _temp_file(layout.tmp_dir, _BLOB_TMP_PREFIX)
+        _own_partial_blobs.add(self._tmp)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self.digest: str | None = None
 
@@ -114,6 +139,7 @@ class BlobWriter:
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.chmod(self._tmp, 0o644)
         os.rename(self._tmp, final)
+        _own_partial_blobs.discard(self._tmp)
         _fsync_dir(os.path.dirname(final))
         self.digest = digest
         return {"digest": digest, "size": self.size}
@@ -124,6 +150,7 @@ class BlobWriter:
             self._file = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
+        _own_partial_blobs.discard(self._tmp)
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -49,7 +49,7 @@ from ketch.image.errors import (
     RegistryUnreachable,
     TransferInterrupted,
 )
-from ketch.image.layout import Layout
+from ketch.image.layout import Layout, remove_own_partial_blobs
 from ketch.image.platforms import Platform, host_platform, select_manifest
 
 if TYPE_CHECKING:
@@ -276,6 +276,10 @@ class LayoutDestination:
         return self
 
     def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None and self._layout is not None:
+            # workers abandoned by an interrupted copy may still hold partial blobs
+            # here: the copy has failed, so they are of no use
+            remove_own_partial_blobs(self._layout.tmp_dir)
         self.close()
         if exc_type is not None and self._made and self._layout is not None:
             with contextlib.suppress(OSError):

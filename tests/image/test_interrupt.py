@@ -91,3 +91,27 @@ def test_signal_stops_a_parallel_pull_and_a_rerun_completes(
         run_ki("validate", str(layout))
     run_ki("pull", f"{registry.host}/{ref}", str(layout))
     run_ki("validate", "--verify-layers", str(layout))
+
+
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_signal_ends_at_once_on_a_crawling_link(registry: Registry, four_layers: Path,
+                                               tmp_path: Path, command: str) -> None:
+    """At 50 kB/s a worker is stuck for ~20 s inside one 1 MiB piece (or waiting for a
+    registry to drain the socket buffer): it is abandoned, not joined (the exit took
+    10-25 s), and its partial file is removed; a new layout that got no blob is gone."""
+    ref = f"interrupt/crawl-{command}:v1"
+    if command == "pull":
+        run_ki("push", f"{four_layers}:v1", f"{registry.host}/{ref}")
+    proxy = TcpProxy(int(registry.host.rsplit(":", 1)[1]), free_port(), rate=50_000).start()
+    layout = tmp_path / "pulled"
+    argv = (["pull", "-j4", f"{proxy.host}/{ref}", str(layout)] if command == "pull" else
+            ["push", "-j4", f"{four_layers}:v1", f"{proxy.host}/{ref}"])
+    try:
+        code, seconds, err = _interrupt(argv, proxy, signal.SIGTERM)
+    finally:
+        proxy.stop()
+    assert code == 143 and seconds < 4, (code, f"{seconds:.1f} s", err)
+    assert "Traceback" not in err, err
+    assert not layout.exists() or not (layout / ".ketch-tmp").exists()
+    leftovers = [p for p in four_layers.rglob("*") if ".ketch-tmp" in p.parts]
+    assert not leftovers, leftovers
