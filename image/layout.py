@@ -462,13 +462,24 @@ class Layout:
                 try:
                     oci.check_descriptor(d, f"index.json manifests[{i}]")
                 except ImageError as e:
-                    tag = _ref_name(d)
-                    fix = (f"; `ketch-image untag {self.path}:{tag}` removes it" if tag
-                           else "")
-                    what = f"index.json manifests[{i}]" + (f" (tag {tag!r})" if tag else "")
-                    message = str(e).replace(f"index.json manifests[{i}] ", "")
-                    raise type(e)(f"{self.path}: {what}: {message}{fix}") from None
+                    raise type(e)(self._bad_entry_text(doc["manifests"], i, e)) from None
         return doc
+
+    def _bad_entry_text(self, entries: list, i: int, error: ImageError) -> str:
+        """What is wrong with index.json entry ``i``, and how to drop it."""
+        tag = _ref_name(entries[i])
+        where = f"index.json manifests[{i}]"
+        text = str(error)
+        text = (f"{where}{text[len(where):]}" if text.startswith(where) else f"{where}: {text}")
+        if tag is None:
+            fix = "; edit index.json to remove it (untag needs a tag)"
+        elif sum(_ref_name(d) == tag for d in entries) > 1:
+            fix = (f"; other entries share its tag {tag!r} (untag would drop them too): "
+                   "edit index.json to remove it")
+        else:
+            fix = f"; `ketch-image untag {self.path}:{tag}` removes it"
+        tag_note = f" (tag {tag!r})" if tag is not None else ""
+        return f"{self.path}: {text.replace(where, where + tag_note, 1)}{fix}"
 
     def tags(self) -> dict[str, dict]:
         """Map of ``ref.name`` -> descriptor for every tagged entry in index.json."""

@@ -76,6 +76,10 @@ def parse_location(text: str) -> Location:
         # "NAME://..." is a transport, never a layout path with a tag of "//..."
         raise ReferenceFormatError(f"unknown transport {head!r} in {text!r} "
                                    "(use docker://, oci: or oci-archive:)")
+    if text.startswith("[") and _names_a_registry(text):
+        # an IPv6 registry ([::1]:5000/app) is never a layout path
+        raise ReferenceFormatError(f"{text!r} looks like a registry reference: write "
+                                   f"docker://{text}")
     path, tag = parse_layout_arg(text, default_tag=None)
     if not os.path.exists(path) and _names_a_registry(text):
         # a pasted registry reference would otherwise become a new local layout
@@ -89,7 +93,8 @@ def _names_a_registry(text: str) -> bool:
     """True if ``text`` parses as a reference whose first component is a registry host
     (has a ``.`` or a port, or is ``localhost``), as docker decides."""
     first, sep, _ = text.partition("/")
-    if not sep or not ("." in first or ":" in first or first == "localhost"):
+    if not sep or not ("." in first or ":" in first or first == "localhost"
+                       or first.startswith("[")):
         return False
     try:
         parse_reference(text)

@@ -93,6 +93,10 @@ def _check_shape(doc: dict[str, Any], path: str) -> None:
     for key, entry in (doc.get("auths") or {}).items():
         if not isinstance(entry, dict):
             raise AuthError(f"auth file {path}: auths entry {key!r} is not a JSON object")
+        for field in ("auth", "username", "password", "identitytoken"):
+            if entry.get(field) is not None and not isinstance(entry[field], str):
+                raise AuthError(f"auth file {path}: auths entry {key!r}: {field!r} is not a "
+                                "string")
     for key, name in (doc.get("credHelpers") or {}).items():
         if not isinstance(name, str):
             raise AuthError(f"auth file {path}: credHelpers entry {key!r} is not a string")

@@ -140,6 +140,7 @@ def test_failed_copy_leaves_the_archive_untouched(busybox_layout: str, tmp_path:
                          ("127.0.0.1:5000/app:v1", "looks like a registry reference: write "
                                                    "docker://127.0.0.1:5000/app:v1"),
                          ("docker://localhost:99999/x", "port 99999 out of range 1-65535"),
+                         ("[::1]:5000/app:v1", "looks like a registry reference"),
                          ("oci:/x:bad tag", "invalid tag")]:
         p = run_ki("copy", bad, f"oci:{tmp_path / 'o'}", check=False)
         assert p.returncode == 1 and message in p.stderr, p.stderr

@@ -433,3 +433,20 @@ def test_layout_commands_take_the_oci_prefix(layout: Path) -> None:
     assert "valid OCI image layout" in run_ki("validate", f"oci:{layout}").stdout
     run_ki("gc", "-n", f"oci:{layout}")
     assert json.loads(run_ki("inspect", f"oci:{layout}:one").stdout)["manifest"]
+
+
+def test_malformed_entry_hint_never_suggests_dropping_a_good_image(layout: Path) -> None:
+    """The hint suggested `untag L:one` for a bad entry sharing the tag "one" with a good
+    one (untag drops both); an entry without a tag got no hint at all."""
+    index = json.loads((layout / "index.json").read_text())
+    bad = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "digest": "sha256:../../x", "size": 5}
+    for extra, hint in ((bad, "edit index.json to remove it (untag needs a tag)"),
+                        ({**bad, "annotations": {"org.opencontainers.image.ref.name": "one"}},
+                         "other entries share its tag 'one' (untag would drop them too)"),
+                        ("justastring", "is not a JSON object; edit index.json")):
+        (layout / "index.json").write_text(json.dumps(
+            {**index, "manifests": [*index["manifests"], extra]}))
+        p = run_ki("ls", str(layout), check=False)
+        assert p.returncode == 1 and hint in p.stderr and "untag " + str(layout) not in \
+            p.stderr, p.stderr

@@ -113,6 +113,8 @@ def test_lookup_auths_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     ({"auths": {"h": "x"}}, "auths entry 'h' is not a JSON object"),
     ({"credHelpers": {"h": 5}}, "credHelpers entry 'h' is not a string"),
     ({"credsStore": 5}, "'credsStore' is not a string"),
+    ({"auths": {"h": {"username": 5, "password": "pw"}}}, "auths entry 'h': 'username' is not "
+                                                          "a string"),
 ])
 def test_malformed_auth_file_is_one_line(doc: dict, message: str, tmp_path: Path) -> None:
     """A malformed auths/credHelpers ended pull and login in an AttributeError traceback."""
