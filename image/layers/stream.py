@@ -91,6 +91,11 @@ class _Decompressor:
             if not self._in_member:
                 if not data.strip(b"\0"):
                     return out  # zero padding after the last member
+                if self._obj is not None and len(data) >= 4 and compression_of(data) != self.kind:
+                    # what follows a finished member is no member: Go's readers call it an
+                    # invalid header, "truncated" would blame a cut-off download
+                    raise LayerError(f"data after the end of the {self.kind} stream that is "
+                                     f"not another {self.kind} member")
                 self._obj = self._new()
                 self._in_member = True
             assert self._obj is not None

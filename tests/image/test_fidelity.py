@@ -283,6 +283,12 @@ def test_both_gzip_decoders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dec
     truncated = _single(tmp_path / "t", gzip.compress(tar, mtime=0)[:-50], sha256(tar))
     with pytest.raises(LayerError, match=r"truncated gzip|corrupt gzip"):
         unpack(str(truncated), "t", str(tmp_path / "b2"))
+    # trailing bytes that are no gzip member were reported as a truncated stream
+    trailing = _single(tmp_path / "g", gzip.compress(tar, mtime=0) + b"garbage!",
+                       sha256(tar))
+    with pytest.raises(LayerError, match="data after the end of the gzip stream that is not "
+                                         "another gzip member"):
+        unpack(str(trailing), "t", str(tmp_path / "b3"))
 
 
 @pytest.mark.parametrize("backlog", [0, 4, 1 << 30])
