@@ -171,7 +171,8 @@ class _Terminated(BaseException):
 
 
 def _terminated(_signum: int, _frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    # a second SIGTERM during the cleanup unwinds again, as a second Ctrl-C does: the
+    # exit path is bounded (it abandons stuck workers) and still removes partial files
     raise _Terminated()
 
 

@@ -476,8 +476,13 @@ class Layout:
         elif sum(_ref_name(d) == tag for d in entries) > 1:
             fix = (f"; other entries share its tag {tag!r} (untag would drop them too): "
                    "edit index.json to remove it")
+        elif not _valid_tag(tag):
+            fix = "; edit index.json to remove it (its tag is not one untag accepts)"
         else:
-            fix = f"; `ketch-image untag {self.path}:{tag}` removes it"
+            import shlex
+
+            # quoted: the path may hold spaces or shell syntax, and the line is for pasting
+            fix = f"; `ketch-image untag {shlex.quote(f'{self.path}:{tag}')}` removes it"
         tag_note = f" (tag {tag!r})" if tag is not None else ""
         return f"{self.path}: {text.replace(where, where + tag_note, 1)}{fix}"
 
@@ -570,3 +575,13 @@ def _temp_file(tmp_dir: str, prefix: str) -> tuple[int, str]:
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+def _valid_tag(tag: str) -> bool:
+    from ketch.image.reference import validate_ref_name
+
+    try:
+        validate_ref_name(tag)
+    except ImageError:
+        return False
+    return True

@@ -115,3 +115,32 @@ def test_signal_ends_at_once_on_a_crawling_link(registry: Registry, four_layers:
     assert not layout.exists() or not (layout / ".ketch-tmp").exists()
     leftovers = [p for p in four_layers.rglob("*") if ".ketch-tmp" in p.parts]
     assert not leftovers, leftovers
+
+
+def test_a_second_sigterm_still_cleans_up(registry: Registry, four_layers: Path,
+                                          tmp_path: Path) -> None:
+    """A second SIGTERM killed the process outright (SIG_DFL), leaving partial blob files
+    and an empty new layout; now it unwinds again, as a second Ctrl-C does."""
+    ref = "interrupt/twice:v1"
+    run_ki("push", f"{four_layers}:v1", f"{registry.host}/{ref}")
+    proxy = TcpProxy(int(registry.host.rsplit(":", 1)[1]), free_port(), rate=50_000).start()
+    layout = tmp_path / "pulled"
+    p = subprocess.Popen([*ketch_image_cmd(), "pull", "-j4", f"{proxy.host}/{ref}",
+                          str(layout)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while proxy.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        proxy.stop()
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143 and "ketch-image: terminated" in err and "Traceback" not in err
+    assert not layout.exists() or not list(layout.rglob("blob-*")), list(layout.rglob("*"))

@@ -450,3 +450,31 @@ def test_malformed_entry_hint_never_suggests_dropping_a_good_image(layout: Path)
         p = run_ki("ls", str(layout), check=False)
         assert p.returncode == 1 and hint in p.stderr and "untag " + str(layout) not in \
             p.stderr, p.stderr
+
+
+def test_untag_hint_is_quoted_and_only_for_tags_untag_takes(layout: Path, tmp_path: Path) -> None:
+    """The hint was pasted as is: `untag L:v1;touch X` dropped the good v1 and ran a
+    command; a tag untag refuses ('a b') was offered to untag too."""
+    import shlex
+
+    spaced = tmp_path / "with space"
+    shutil.copytree(layout, spaced)
+    index = json.loads((spaced / "index.json").read_text())
+    bad = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "digest": "sha256:00", "size": 5}
+    for tag in ("one;touch /tmp/ketch-pwned", "a b", ""):
+        (spaced / "index.json").write_text(json.dumps({**index, "manifests": [
+            *index["manifests"], {**bad, "annotations": {
+                "org.opencontainers.image.ref.name": tag}}]}))
+        p = run_ki("ls", str(spaced), check=False)
+        assert p.returncode == 1 and "its tag is not one untag accepts" in p.stderr, p.stderr
+        assert "untag " not in p.stderr.replace("untag accepts", "")
+    (spaced / "index.json").write_text(json.dumps({**index, "manifests": [
+        *index["manifests"], {**bad, "annotations": {
+            "org.opencontainers.image.ref.name": "bad"}}]}))
+    p = run_ki("ls", str(spaced), check=False)
+    hint = p.stderr.split("`")[1]
+    argv = shlex.split(hint)
+    assert argv[:2] == ["ketch-image", "untag"], hint
+    run_ki(*argv[1:])  # the hint, pasted, does what it says
+    assert sorted(layout_tags(str(spaced))) == ["one", "two"]
