@@ -36,6 +36,7 @@ import click  # noqa: E402
 from ketch.image import startup  # noqa: E402
 from ketch.image.cli_common import PROG, say  # noqa: E402
 from ketch.image.errors import ImageError  # noqa: E402
+from ketch.runtime.stdio import fill_closed_stdio  # noqa: E402
 
 # command name -> "module:attribute" of its click.Command
 COMMANDS = {
@@ -135,7 +136,7 @@ def _os_error_text(e: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: run the CLI, map errors to one line and exit status 1."""
-    _fill_closed_stdio()
+    fill_closed_stdio()
     signal.signal(signal.SIGTERM, _terminated)
     startup.begin()
     try:
@@ -174,28 +175,6 @@ def _terminated(_signum: int, _frame: object) -> None:
     # a second SIGTERM during the cleanup unwinds again, as a second Ctrl-C does: the
     # exit path is bounded (it abandons stuck workers) and still removes partial files
     raise _Terminated()
-
-
-def _fill_closed_stdio() -> None:
-    """A caller may start us with stdin, stdout or stderr closed (``>&-``): put
-    /dev/null there, so neither Python's ``sys.stdout is None`` nor a file of ours
-    landing on fd 1 or 2 (and then written by a message) can hurt."""
-    import os
-
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
-    if sys.stdin is None:
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115 (lives as long as we do)
-    if sys.stdout is None:
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
 
 
 def _exit_interrupted(code: int) -> NoReturn:

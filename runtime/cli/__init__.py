@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         _start_up_paused = True
     try:
         if sys.stdin is None or sys.stdout is None or sys.stderr is None:
-            _fill_closed_stdio()
+            from ketch.runtime.stdio import fill_closed_stdio
+
+            fill_closed_stdio()
         from ketch.runtime.cli.app import run
 
         return run(list(sys.argv if argv is None else argv))
@@ -45,24 +47,3 @@ def end_start_up() -> None:
         gc.enable()
 
 
-def _fill_closed_stdio() -> None:
-    """Started with stdin, stdout or stderr closed (``>&-``; Python then has
-    ``sys.stdout is None``): /dev/null takes the fd, as runc's output to a closed
-    fd is lost without an error, and no fd of ours (a lock, a socket) can land
-    on 0-2 and be written by a message or handed to a container as its stdio."""
-    import os
-
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
-    if sys.stdin is None:
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115 (lives as long as we do)
-    if sys.stdout is None:
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
