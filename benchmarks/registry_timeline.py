@@ -21,75 +21,47 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-KETCH_IMAGE = os.path.join(os.path.dirname(sys.executable), "ketch-image")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from registry_transfer import KETCH_IMAGE, Registry  # the benchmark beside this script
 
 
 def push_timeline(tool: str, layout_tag: str, work: str) -> tuple[float, list[tuple]]:
     """Push ``layout_tag`` with ``tool`` to a fresh registry; return the total seconds and
     ``(end_s, method, status, duration, uri)`` per logged request, times from the start."""
-    state = tempfile.mkdtemp(prefix=f"reg-{tool}-", dir=work)
-    port = free_port()
-    config = os.path.join(state, "config.yml")
-    with open(config, "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: info\n  formatter: json\n  accesslog:\n"
-                f"    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {state}/s\n"
-                f"http:\n  addr: 127.0.0.1:{port}\n")
-    log_path = os.path.join(state, "log")
-    with open(log_path, "wb") as log:
-        reg = subprocess.Popen(["docker-registry", "serve", config], stdout=log, stderr=log,
-                               stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
+    reg = Registry(tempfile.mkdtemp(prefix=f"reg-{tool}-", dir=work), request_log=True)
+    try:
+        dst = f"{reg.host}/bench/timeline:1"
+        argv = ([KETCH_IMAGE, "push", "-q", layout_tag, dst] if tool == "ketch-image" else
+                ["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false",
+                 f"oci:{layout_tag}", f"docker://{dst}"])
+        start = time.time()
+        subprocess.run(argv, check=True, capture_output=True)
+        total = time.time() - start
+        reg.proc.terminate()  # its log complete before it is read
+        reg.proc.wait(10)
+        requests = []
+        with open(reg.log_path) as f:
+            for line in f:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
-                        break
-                except OSError:
-                    if reg.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("docker-registry did not start") from None
-                    time.sleep(0.05)
-            dst = f"127.0.0.1:{port}/bench/timeline:1"
-            argv = ([KETCH_IMAGE, "push", "-q", layout_tag, dst] if tool == "ketch-image" else
-                    ["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false",
-                     f"oci:{layout_tag}", f"docker://{dst}"])
-            start = time.time()
-            subprocess.run(argv, check=True, capture_output=True)
-            total = time.time() - start
-        finally:
-            reg.terminate()
-            reg.wait(10)
-    requests = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if "http.request.method" not in entry:
-                continue
-            end = datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
-            if end.timestamp() < start:
-                continue  # the readiness probe
-            requests.append((end.timestamp() - start, entry["http.request.method"],
-                             entry.get("http.response.status", ""),
-                             entry.get("http.response.duration", ""),
-                             entry["http.request.uri"]))
-    shutil.rmtree(state, ignore_errors=True)
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if "http.request.method" not in entry:
+                    continue
+                end = datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
+                if end.timestamp() < start:
+                    continue  # the readiness probe
+                requests.append((end.timestamp() - start, entry["http.request.method"],
+                                 entry.get("http.response.status", ""),
+                                 entry.get("http.response.duration", ""),
+                                 entry["http.request.uri"]))
+    finally:
+        reg.stop()
     return total, requests
 
 

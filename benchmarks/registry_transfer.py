@@ -99,18 +99,25 @@ def free_port() -> int:
 
 
 class Registry:
-    """docker-registry serving plain HTTP on 127.0.0.1 with its own storage."""
+    """docker-registry serving plain HTTP on 127.0.0.1 with its own storage.
 
-    def __init__(self, state: str) -> None:
+    ``request_log``: log every request as JSON at ``info`` level in
+    :attr:`log_path` (for registry_timeline.py), instead of errors only.
+    """
+
+    def __init__(self, state: str, request_log: bool = False) -> None:
         self.state = state
         os.makedirs(os.path.join(state, "storage"), exist_ok=True)
         port = free_port()
         self.host = f"127.0.0.1:{port}"
         config = os.path.join(state, "config.yml")
+        log = ("  level: info\n  formatter: json\n  accesslog:\n    disabled: true\n"
+               if request_log else "  level: error\n")
         with open(config, "w") as f:
-            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+            f.write(f"version: 0.1\nlog:\n{log}storage:\n  filesystem:\n"
                     f"    rootdirectory: {state}/storage\nhttp:\n  addr: {self.host}\n")
-        self.log = open(os.path.join(state, "registry.log"), "wb")  # noqa: SIM115
+        self.log_path = os.path.join(state, "registry.log")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self.log,
                                      stderr=self.log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
