@@ -18,6 +18,7 @@ import click
 
 PROG = "ketch-image"
 
+
 def say(msg: str) -> None:
     """One line on stderr; a reader that went away (``2>&1 | head -1``) costs the
     message, never the command (a transfer must not stop half-way over it)."""
