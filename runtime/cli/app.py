@@ -212,8 +212,8 @@ def _stderr(text: str) -> None:
         pass
 
 
-def _stdout(text: str) -> None:
-    output.write(text)
+def _stdout_help(text: str) -> None:
+    output.write_best_effort(text)
 
 
 def version_text() -> str:
@@ -257,16 +257,16 @@ def _run(argv: list[str]) -> int:
     except FlagError as e:
         msg = str(e)
         if msg.startswith("Cannot use two forms"):
-            _stdout(msg + "\n" + _app_help(prog))
+            _stdout_help(msg + "\n" + _app_help(prog))
         else:
-            _stdout(f"Incorrect Usage. {msg}\n\n" + _app_help(prog))
+            _stdout_help(f"Incorrect Usage. {msg}\n\n" + _app_help(prog))
         fatal(msg)
         return 1
     if g["help"]:
-        _stdout(_app_help(prog))
+        _stdout_help(_app_help(prog))
         return 0
     if g["version"]:
-        _stdout(f"{APP_NAME} version {version_text()}\n")
+        _stdout_help(f"{APP_NAME} version {version_text()}\n")
         return 0
 
     # runc's app.Before: absolute --root, then logrus from --debug/--log-format/--log.
@@ -279,16 +279,16 @@ def _run(argv: list[str]) -> int:
     log.install_runtime_sink()
 
     if not g.args:
-        _stdout(_app_help(prog))
+        _stdout_help(_app_help(prog))
         return 0
     name = g.args[0]
     if name in ("help", "h"):
         topic = g.args[1] if len(g.args) > 1 else ""
         if not topic:
-            _stdout(_app_help(prog))
+            _stdout_help(_app_help(prog))
             return 0
         if topic in COMMANDS:
-            _stdout(_command_help(prog, COMMANDS[topic]))
+            _stdout_help(_command_help(prog, COMMANDS[topic]))
             return 0
         name = topic
     cmd = COMMANDS.get(name)
@@ -308,17 +308,17 @@ def _run_command(prog: str, cmd: Command, g: Parsed, root: str) -> int:
     try:
         opts = parse(flags, args)
     except FlagError as e:
-        _stdout(f"Incorrect Usage: {e}\n\n" + _command_help(prog, cmd))
+        _stdout_help(f"Incorrect Usage: {e}\n\n" + _command_help(prog, cmd))
         fatal(str(e))
         return 1
     if opts["help"]:
-        _stdout(_command_help(prog, cmd))
+        _stdout_help(_command_help(prog, cmd))
         return 0
     n = len(opts.args)
     for kind, want in cmd.checks:
         bad = (n != want) if kind == EXACT else (n < want) if kind == MIN else (n > want)
         if bad:
-            _stdout("Incorrect Usage.\n\n" + _command_help(prog, cmd))
+            _stdout_help("Incorrect Usage.\n\n" + _command_help(prog, cmd))
             fatal(f'{prog}: "{cmd.name}" requires {kind} {want} argument(s)')
             return 1
 

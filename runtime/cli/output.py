@@ -9,6 +9,7 @@ ordinary error.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 
@@ -23,3 +24,10 @@ def write(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         raise StdoutClosed() from None
+
+
+def write_best_effort(text: str) -> None:
+    """Write help or version text: a failure is ignored, as urfave/cli's ``fmt.Fprint``
+    of them is (``runc --version >&-`` exits 0; ``runc list >&-`` fails)."""
+    with contextlib.suppress(OSError, StdoutClosed):
+        write(text)

@@ -24,16 +24,26 @@ def _sh(cmd: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("redirect", [">&-", "2>&-", "<&- >&- 2>&-"])
 def test_closed_stdio_does_not_fail_commands(busybox_layout: str, tmp_path: Path,
                                              redirect: str) -> None:
-    """``ls``/``tag``/``unpack`` with stdout and/or stderr closed: exit 0 and the work
-    done (they ended in an AttributeError traceback on ``sys.stdout is None``)."""
+    """``ls``/``tag``/``unpack`` with stdout and/or stderr closed: the work is done, no
+    traceback (they ended in an AttributeError on ``sys.stdout is None``). Output that
+    cannot be written to a closed stdout is an error, as skopeo's (``write
+    /dev/stdout: bad file descriptor``, exit 1): a caller capturing a digest must not
+    see success without it; unpack, which prints nothing, succeeds."""
     layout = tmp_path / "l"
     shutil.copytree(busybox_layout, layout)
     ki = " ".join(ketch_image_cmd())
-    for cmd in (f"{ki} ls {layout}", f"{ki} tag {layout}:one two",
-                f"{ki} unpack {layout}:two {tmp_path}/bundle"):
+    stdout_closed = ">&-" in redirect.replace("2>&-", "")
+    for cmd, prints in ((f"{ki} ls {layout}", True), (f"{ki} tag {layout}:one two", True),
+                        (f"{ki} unpack {layout}:two {tmp_path}/bundle", False)):
         p = _sh(f"{cmd} {redirect}")
-        assert p.returncode == 0, (cmd, p)
         assert "Traceback" not in p.stderr
+        if prints and stdout_closed:
+            assert p.returncode == 1, (cmd, p)
+            if "2>&-" not in redirect:
+                assert p.stderr == "ketch-image: error: write /dev/stdout: bad file " \
+                    "descriptor\n", p.stderr
+        else:
+            assert p.returncode == 0, (cmd, p)
     assert "two" in run_ki("ls", str(layout)).stdout.split()
     assert (tmp_path / "bundle/rootfs/bin/busybox").exists()
     run_ki("validate", str(layout))
