@@ -244,6 +244,7 @@ class Layout:
                 os.unlink(tmp)
             raise
         _fsync_dir(self.path)
+        self.cleanup_tmp()  # tag/untag alone left an empty .ketch-tmp in the layout
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

@@ -478,3 +478,11 @@ def test_untag_hint_is_quoted_and_only_for_tags_untag_takes(layout: Path, tmp_pa
     assert argv[:2] == ["ketch-image", "untag"], hint
     run_ki(*argv[1:])  # the hint, pasted, does what it says
     assert sorted(layout_tags(str(spaced))) == ["one", "two"]
+
+
+def test_tag_and_untag_leave_no_temp_directory(layout: Path) -> None:
+    """index.json is written through .ketch-tmp; tag/untag left it behind, empty (skopeo
+    and umoci leave nothing extra in a layout)."""
+    run_ki("tag", f"{layout}:one", "extra")
+    run_ki("untag", f"{layout}:extra")
+    assert not (layout / ".ketch-tmp").exists()
